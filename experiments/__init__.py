@@ -1,0 +1,1 @@
+"""Experiment configs (experiments/configs/*.yaml), the runner and the benchmark."""

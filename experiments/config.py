@@ -1,0 +1,131 @@
+"""Experiment configs: YAML -> validated dataclasses. Every unknown key is rejected by name.
+
+    name: quick_digits                 # experiment name (groups runs in the store)
+    dataset: digits                    # or {name: bars, noise: 0.1, n_train: 5000}
+    seeds: [0, 1]
+    train: {epochs: 100, batch_size: 128, lr_schedule: cosine, patience: 20}
+    eval: {is_k: 1000, batch_size: 500}
+    models:                            # each trained on the dataset for every seed
+      - model: vae                     # a registry name (zoo.list_models())
+        label: vae_conv                # optional display name, unique per experiment
+        hparams: {network: conv}       # the family's Config fields
+        train: {epochs: 50}            # optional per-model overrides of `train`
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+
+import yaml
+
+from zoo.registry import make_config
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    epochs: int = 50
+    batch_size: int = 128
+    lr_schedule: str = "constant"  # constant | cosine (decays to 0 over all epochs)
+    patience: int = 0  # early stopping on val_loss, restoring the best weights; 0 = off
+    steps_per_epoch: int | None = None  # cap the steps of an epoch (None = the whole split)
+    verbose: int = 1  # Keras progress bar: 1 = bar, 2 = one line per epoch, 0 = silent
+
+
+@dataclasses.dataclass
+class EvalConfig:
+    batch_size: int = 500
+    is_k: int = 0  # importance samples for log_prob_is (0 = skip); latent models and flows
+    is_examples: int | None = None  # evaluate log_prob_is on the first N test images (None = all)
+    n_samples: int = 64  # size of the saved sample grid
+    split: str = "test"
+
+
+@dataclasses.dataclass
+class ModelSpec:
+    model: str
+    label: str = ""
+    hparams: dict = dataclasses.field(default_factory=dict)
+    train: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class ExperimentConfig:
+    name: str
+    dataset: dict
+    models: list
+    seeds: list = dataclasses.field(default_factory=lambda: [0])
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
+
+    def train_for(self, spec: ModelSpec) -> TrainConfig:
+        return dataclasses.replace(self.train, **spec.train)
+
+    def resolved(self, spec: ModelSpec, seed: int) -> dict:
+        """Everything that determines one run (what the store records and the run key hashes)."""
+        from zoo.registry import get_model_class
+
+        hp = dataclasses.asdict(make_config(get_model_class(spec.model).Config, "hparams", **spec.hparams))
+        return {"experiment": self.name, "dataset": self.dataset, "model": spec.model, "label": spec.label,
+                "seed": seed, "hparams": hp, "train": dataclasses.asdict(self.train_for(spec)),
+                "eval": dataclasses.asdict(self.eval)}
+
+
+def run_key(resolved: dict) -> str:
+    return hashlib.sha1(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def parse(raw: dict, where: str = "config") -> ExperimentConfig:
+    """Validate a config dict (as read from YAML); errors name the bad key and the valid ones."""
+    if not isinstance(raw, dict):
+        raise ValueError(f"{where}: expected a mapping at the top level, got {type(raw).__name__}")
+    raw = dict(raw)
+    for key in ("name", "dataset", "models"):
+        if key not in raw:
+            raise ValueError(f"{where}: missing required key {key!r}")
+    dataset = raw.pop("dataset")
+    dataset = {"name": dataset} if isinstance(dataset, str) else dict(dataset)
+    if "name" not in dataset:
+        raise ValueError(f"{where}: dataset needs a 'name' (e.g. dataset: digits)")
+    train = make_config(TrainConfig, f"{where}: train", **(raw.pop("train", None) or {}))
+    evaluation = make_config(EvalConfig, f"{where}: eval", **(raw.pop("eval", None) or {}))
+    models = [_model_spec(m, i, where) for i, m in enumerate(raw.pop("models") or [])]
+    if not models:
+        raise ValueError(f"{where}: 'models' is empty; list at least one of the registered models")
+    labels = [m.label for m in models]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"{where}: model labels must be unique, got {labels}; set 'label' on repeated models")
+    seeds = raw.pop("seeds", [0])
+    seeds = [seeds] if isinstance(seeds, int) else list(seeds)
+    cfg = make_config(ExperimentConfig, where, dataset=dataset, models=models, seeds=seeds, train=train,
+                      eval=evaluation, **raw)
+    for spec in models:
+        make_config(TrainConfig, f"{where}: models[{spec.label}].train", **spec.train)
+    return cfg
+
+
+def _model_spec(raw, index, where) -> ModelSpec:
+    from zoo.registry import get_model_class
+
+    if isinstance(raw, str):
+        raw = {"model": raw}
+    spec = make_config(ModelSpec, f"{where}: models[{index}]", **raw)
+    try:
+        cls = get_model_class(spec.model)
+    except ValueError as err:
+        raise ValueError(f"{where}: models[{index}]: {err}") from None
+    make_config(cls.Config, f"{where}: models[{index}] ({spec.model}) hparams", **spec.hparams)
+    spec.label = spec.label or spec.model
+    return spec
+
+
+def load(path) -> ExperimentConfig:
+    path = Path(path)
+    if not path.exists():
+        configs = sorted(p.name for p in (Path(__file__).parent / "configs").glob("*.yaml"))
+        raise FileNotFoundError(f"config file {str(path)!r} not found; shipped configs (experiments/configs/): "
+                                f"{', '.join(configs)}")
+    return parse(yaml.safe_load(path.read_text()), where=str(path))
+
+

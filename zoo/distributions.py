@@ -1,0 +1,71 @@
+"""Discrete pixel likelihoods p(x | params) over `levels` integer values, built from TFP.
+
+One place for every family's per-pixel output distribution, so each reports log-probabilities of
+the same discrete data:
+
+    bernoulli              levels == 2, one logit per sub-pixel
+    categorical            a softmax over the levels ("softmax loss at each pixel")
+    discretized_logistic   Logistic(mu, s) quantised to {0..L-1}, edges taking the tails
+                           (Salimans et al. 2017, eq. 2; tfd.QuantizedDistribution)
+
+`params` has shape `[..., H, W, C, P]` with P = `num_params(kind, levels)`.
+"""
+from __future__ import annotations
+
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+tfd = tfp.distributions
+KINDS = ("bernoulli", "categorical", "discretized_logistic")
+
+
+def resolve_kind(kind: str, levels: int) -> str:
+    """`auto` picks Bernoulli for binary data and a categorical softmax otherwise."""
+    if kind == "auto":
+        return "bernoulli" if levels == 2 else "categorical"
+    if kind not in KINDS:
+        raise ValueError(f"unknown pixel distribution {kind!r}; choose one of auto, {', '.join(KINDS)}")
+    if kind == "bernoulli" and levels != 2:
+        raise ValueError(f"a Bernoulli decoder needs binary data, this data has {levels} levels; "
+                         f"use 'categorical' or 'discretized_logistic'")
+    return kind
+
+
+def num_params(kind: str, levels: int) -> int:
+    return {"bernoulli": 1, "categorical": levels, "discretized_logistic": 2}[kind]
+
+
+def pixel_distribution(kind: str, params, levels: int) -> tfd.Distribution:
+    """p(x | params) with event shape [H, W, C]; `params` is `[..., H, W, C, P]`."""
+    if kind == "bernoulli":
+        base = tfd.Bernoulli(logits=params[..., 0], dtype=tf.int32)
+    elif kind == "categorical":
+        base = tfd.Categorical(logits=params, dtype=tf.int32)
+    else:
+        half = (levels - 1) / 2.0
+        loc = half + half * tf.tanh(params[..., 0]) + 0.5  # cell of value y is (y - 1, y]
+        scale = tf.nn.softplus(params[..., 1]) + 1e-2
+        base = tfd.QuantizedDistribution(tfd.Logistic(loc, scale), low=0.0, high=float(levels - 1))
+    return tfd.Independent(base, reinterpreted_batch_ndims=3)
+
+
+def pixel_log_prob(kind: str, params, x, levels: int):
+    """log p(x | params) in nats, summed over pixels: `[...]` (x uint8 `[B, H, W, C]` broadcasts)."""
+    dist = pixel_distribution(kind, params, levels)
+    x = tf.cast(x, tf.float32 if kind == "discretized_logistic" else tf.int32)
+    return dist.log_prob(x)
+
+
+def pixel_sample(kind: str, params, levels: int, seed):
+    """One draw per parameter set, as int32 `[..., H, W, C]`; `seed` is a TFP stateless seed."""
+    return tf.cast(pixel_distribution(kind, params, levels).sample(seed=seed), tf.int32)
+
+
+def pixel_mean(kind: str, params, levels: int):
+    """E[x | params] in data units (0..levels-1), float `[..., H, W, C]`."""
+    if kind == "bernoulli":
+        return tf.sigmoid(params[..., 0])
+    if kind == "categorical":
+        return tf.reduce_sum(tf.nn.softmax(params, -1) * tf.range(levels, dtype=tf.float32), -1)
+    half = (levels - 1) / 2.0  # the logistic mean, clipped to the support
+    return tf.clip_by_value(half + half * tf.tanh(params[..., 0]), 0.0, levels - 1.0)

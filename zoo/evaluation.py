@@ -1,0 +1,71 @@
+"""Evaluation under the contract: one function turns a model and a split into named metrics.
+
+Every likelihood-type metric carries the kind of number it is (exact / elbo / iwae / ...); the
+bits/dim figures come from `zoo.contract.bits_per_dim`, the zoo's only conversion.
+"""
+from __future__ import annotations
+
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from zoo.contract import bits_per_dim
+
+
+def _batched_terms(model, x, batch_size, seed):
+    """Concatenate `nll_terms` over batches (compiled once), each term `[N]` as numpy."""
+    gen = keras.random.SeedGenerator(seed)
+    fn = tf.function(lambda xb: model._nll_terms(xb, seed=gen, training=False), reduce_retracing=True)
+    out = {}
+    for start in range(0, len(x), batch_size):
+        for name, value in fn(model.check_input(x[start:start + batch_size])).items():
+            out.setdefault(name, []).append(value.numpy())
+    return {name: np.concatenate(v).astype(np.float64) for name, v in out.items()}
+
+
+def evaluate(model, dataset, split="test", batch_size=500, is_k=0, is_examples=None, seed=0):
+    """Metrics of `model` on `dataset.split(split)` as a list of (name, value, kind) rows.
+
+    nll / bits_per_dim / log_prob: mean over the split of the model's own `log_prob` (kind =
+    `model.likelihood`); one row per `nll_terms` term; nll_se the standard error of the mean;
+    is_nll / is_bits_per_dim: the importance-sampled `log_prob_is` with `is_k` samples (kind iwae);
+    on data with a known density (bars), data_nll is the true -log p(x) averaged over the split.
+    """
+    x = dataset.split(split)
+    kind = model.likelihood
+    rows = []
+    if kind != "none":
+        terms = _batched_terms(model, x, batch_size, seed)
+        nll = sum(terms.values())  # [N]
+        rows += [("nll", nll.mean(), kind), ("log_prob", -nll.mean(), kind),
+                 ("bits_per_dim", bits_per_dim(-nll.mean(), model.num_dims), kind),
+                 ("nll_se", nll.std(ddof=1) / np.sqrt(len(nll)) if len(nll) > 1 else np.nan, None)]
+        rows += [(name, v.mean(), kind) for name, v in terms.items()]
+    if is_k and _has_is(model):
+        xi = x[:is_examples] if is_examples else x
+        t0 = time.perf_counter()
+        lp = np.concatenate([model.log_prob_is(xi[s:s + batch_size], is_k, seed=seed + 1).numpy()
+                             for s in range(0, len(xi), batch_size)]).astype(np.float64)
+        rows += [("is_nll", -lp.mean(), "iwae"), ("is_bits_per_dim", bits_per_dim(lp.mean(), model.num_dims), "iwae"),
+                 ("is_k", is_k, None), ("is_examples", len(xi), None),
+                 ("is_seconds", time.perf_counter() - t0, None)]
+    if hasattr(dataset, "true_log_prob"):
+        rows.append(("data_nll", -float(np.mean(dataset.true_log_prob(x))), "exact"))
+    return [(name, float(value), k) for name, value, k in rows]
+
+
+def _has_is(model) -> bool:
+    """True when the model overrides the contract's `_log_weights` (latent models, flows)."""
+    from zoo.contract import GenerativeModel
+
+    return type(model)._log_weights is not GenerativeModel._log_weights
+
+
+def sampling_speed(model, n=64, seed=0):
+    """Samples per second of `model.sample(n)` (second call, after tracing), and the samples."""
+    model.sample(min(n, 4), seed=seed)
+    t0 = time.perf_counter()
+    samples = model.sample(n, seed=seed).numpy()
+    return n / (time.perf_counter() - t0), samples

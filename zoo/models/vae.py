@@ -1,0 +1,137 @@
+"""VAE (Kingma & Welling 2014) and IWAE (Burda et al. 2016) on discrete images.
+
+    q(z|x) = N(mu(x), diag sigma(x)^2),  p(z) = N(0, I),  p(x|z): a discrete pixel likelihood
+    ELBO   = E_q[log p(x|z)] - KL(q(z|x) || p(z))                     (K&W eq. 3)
+           = -(distortion + rate)
+    L_k    = E[log (1/k) sum_i w_i],  w_i = p(x, z_i) / q(z_i|x)     (Burda eq. 8), L_1 = ELBO
+
+Reparameterisation: z = mu + sigma * eps, eps ~ N(0, I) (K&W sec. 2.4).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import keras
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from zoo import nets
+from zoo.contract import GenerativeModel, ModelConfig
+from zoo.distributions import num_params, pixel_log_prob, pixel_mean, pixel_sample, resolve_kind
+from zoo.registry import register
+
+tfd = tfp.distributions
+
+
+@dataclasses.dataclass
+class VAEConfig(ModelConfig):
+    latent_dim: int = 16
+    network: str = "mlp"  # "mlp" | "conv"
+    hidden: list = dataclasses.field(default_factory=lambda: [256, 256])  # dense widths (each side)
+    channels: list = dataclasses.field(default_factory=lambda: [32, 64])  # conv: one stride-2 stage each
+    activation: str = "gelu"
+    decoder: str = "auto"  # auto | bernoulli | categorical | discretized_logistic
+    kl: str = "analytic"  # rate estimator: "analytic" KL or the single-sample "mc" log q - log p
+
+
+@register("vae")
+class VAE(GenerativeModel):
+    """Gaussian-latent VAE; `nll_terms` = {distortion: -E_q log p(x|z), rate: KL(q(z|x) || p(z))}."""
+
+    likelihood = "elbo"
+    term_names = ("distortion", "rate")
+    Config = VAEConfig
+
+    def __init__(self, data_shape, levels, **hparams):
+        super().__init__(data_shape, levels, **hparams)
+        hp = self.hp
+        if hp.network not in ("mlp", "conv"):
+            raise ValueError(f"unknown network {hp.network!r}; choose 'mlp' or 'conv'")
+        if hp.kl not in ("analytic", "mc"):
+            raise ValueError(f"unknown kl estimator {hp.kl!r}; choose 'analytic' or 'mc'")
+        self.pixel_kind = resolve_kind(hp.decoder, self.levels)
+        p = num_params(self.pixel_kind, self.levels)
+        d = hp.latent_dim
+        if hp.network == "mlp":
+            self.encoder = nets.mlp(self.data_shape, (2 * d,), hp.hidden, hp.activation, "encoder")
+            self.decoder = nets.mlp((d,), (*self.data_shape, p), hp.hidden[::-1], hp.activation, "decoder")
+        else:
+            self.encoder = nets.conv_encoder(self.data_shape, 2 * d, hp.channels, hp.hidden, hp.activation, "encoder")
+            self.decoder = nets.conv_decoder(d, self.data_shape, p, hp.channels, hp.hidden[::-1], hp.activation,
+                                             "decoder")
+        self.prior = tfd.MultivariateNormalDiag(loc=tf.zeros([d]), scale_diag=tf.ones([d]))
+        self.built = True
+
+    # --- networks ------------------------------------------------------------------------------
+    def preprocess(self, x):
+        """uint8 levels -> float in [-1, 1]."""
+        return tf.cast(x, tf.float32) * (2.0 / (self.levels - 1)) - 1.0
+
+    def encode(self, x):
+        """Posterior parameters (mu, sigma) of q(z|x), each `[B, latent_dim]`."""
+        return self._posterior(self.check_input(x))
+
+    def _posterior(self, x):
+        mu, s = tf.split(self.encoder(self.preprocess(x)), 2, axis=-1)  # [B, d] each
+        return mu, tf.nn.softplus(s) + 1e-4
+
+    def decode(self, z):
+        """E[x | z] in data units (0..levels-1), float `[B, H, W, C]`."""
+        return pixel_mean(self.pixel_kind, self.decoder(z), self.levels)
+
+    def _log_px_z(self, z, x):
+        """log p(x|z) for z `[n, B, d]` and x `[B, H, W, C]` -> `[n, B]`."""
+        n, b = tf.shape(z)[0], tf.shape(z)[1]
+        params = self.decoder(tf.reshape(z, [-1, self.hp.latent_dim]))  # [n*B, H, W, C, P]
+        params = tf.reshape(params, tf.concat([[n, b], tf.shape(params)[1:]], 0))
+        return pixel_log_prob(self.pixel_kind, params, x, self.levels)
+
+    # --- maths ---------------------------------------------------------------------------------
+    def _components(self, x, n, seed):
+        """n reparameterised draws z_i ~ q(z|x): log p(x|z_i), log p(z_i), log q(z_i|x), each `[n, B]`."""
+        mu, sigma = self._posterior(x)
+        q = tfd.MultivariateNormalDiag(loc=mu, scale_diag=sigma)  # batch [B], event [d]
+        eps = keras.random.normal(tf.concat([[n], tf.shape(mu)], 0), seed=seed)  # [n, B, d]
+        z = mu + sigma * eps
+        return self._log_px_z(z, x), self.prior.log_prob(z), q.log_prob(z), q
+
+    def _log_weights(self, x, n, seed):
+        log_px_z, log_pz, log_qz, _ = self._components(x, n, seed)
+        return log_px_z + log_pz - log_qz  # [n, B]
+
+    def _nll_terms(self, x, seed, training):
+        log_px_z, log_pz, log_qz, q = self._components(x, 1, seed)
+        rate = tfd.kl_divergence(q, self.prior) if self.hp.kl == "analytic" else (log_qz - log_pz)[0]
+        return {"distortion": -log_px_z[0], "rate": rate}
+
+    def _sample(self, n, seed):
+        z = keras.random.normal([n, self.hp.latent_dim], seed=seed)
+        tfp_seed = keras.random.randint([2], 0, 2 ** 30, seed=seed, dtype="int32")
+        return pixel_sample(self.pixel_kind, self.decoder(z), self.levels, tfp_seed)
+
+
+@dataclasses.dataclass
+class IWAEConfig(VAEConfig):
+    k: int = 5  # importance samples in the training bound
+
+
+@register("iwae")
+class IWAE(VAE):
+    """VAE networks trained on L_k. Terms: distortion and rate averaged over the k draws, and
+    `iw_gain` = -(L_k - mean_i log w_i) <= 0, the tightening bought by importance weighting."""
+
+    likelihood = "iwae"
+    term_names = ("distortion", "rate", "iw_gain")
+    Config = IWAEConfig
+
+    @property
+    def k(self) -> int:
+        return self.hp.k
+
+    def _nll_terms(self, x, seed, training):
+        log_px_z, log_pz, log_qz, _ = self._components(x, self.k, seed)
+        log_w = log_px_z + log_pz - log_qz  # [k, B]
+        bound = tf.reduce_logsumexp(log_w, 0) - math.log(self.k)
+        return {"distortion": -tf.reduce_mean(log_px_z, 0), "rate": tf.reduce_mean(log_qz - log_pz, 0),
+                "iw_gain": tf.reduce_mean(log_w, 0) - bound}

@@ -1,0 +1,56 @@
+"""Functional encoder/decoder networks shared by the latent-variable families (MLP and conv).
+
+Each builder returns a built `keras.Model` mapping a float tensor to a float tensor; the model
+classes wrap them and own the probability maths.
+"""
+from __future__ import annotations
+
+import math
+
+import keras
+from keras import layers
+
+
+def _downsample_steps(data_shape, stages: int) -> int:
+    h, w, _ = data_shape
+    if h % (2 ** stages) or w % (2 ** stages):
+        raise ValueError(f"a conv network with {stages} stride-2 stages needs height and width divisible by "
+                         f"{2 ** stages}, got {h}x{w}; use fewer `channels` or network='mlp'")
+    return stages
+
+
+def mlp(in_shape, out_shape, hidden, activation, name):
+    """Flatten -> Dense(h) for h in hidden -> Dense(prod(out_shape)) -> Reshape(out_shape)."""
+    x = inp = keras.Input(tuple(in_shape))
+    x = layers.Flatten()(x)
+    for i, width in enumerate(hidden):
+        x = layers.Dense(width, activation=activation, name=f"dense_{i}")(x)
+    x = layers.Dense(math.prod(out_shape), name="out")(x)
+    return keras.Model(inp, layers.Reshape(tuple(out_shape))(x), name=name)
+
+
+def conv_encoder(data_shape, out_dim, channels, hidden, activation, name):
+    """[B, H, W, C] -> stride-2 3x3 convs (one per entry of `channels`) -> Dense -> [B, out_dim]."""
+    _downsample_steps(data_shape, len(channels))
+    x = inp = keras.Input(tuple(data_shape))
+    for i, ch in enumerate(channels):
+        x = layers.Conv2D(ch, 3, strides=2, padding="same", activation=activation, name=f"conv_{i}")(x)
+    x = layers.Flatten()(x)
+    for i, width in enumerate(hidden):
+        x = layers.Dense(width, activation=activation, name=f"dense_{i}")(x)
+    return keras.Model(inp, layers.Dense(out_dim, name="out")(x), name=name)
+
+
+def conv_decoder(in_dim, data_shape, params_per_pixel, channels, hidden, activation, name):
+    """[B, in_dim] -> Dense -> [B, H/2^s, W/2^s, ch] -> transposed convs -> [B, H, W, C, P]."""
+    s = _downsample_steps(data_shape, len(channels))
+    h, w, c = data_shape
+    x = inp = keras.Input((in_dim,))
+    for i, width in enumerate(hidden):
+        x = layers.Dense(width, activation=activation, name=f"dense_{i}")(x)
+    x = layers.Dense((h >> s) * (w >> s) * channels[-1], activation=activation, name="project")(x)
+    x = layers.Reshape((h >> s, w >> s, channels[-1]))(x)
+    for i, ch in enumerate(reversed(channels)):
+        x = layers.Conv2DTranspose(ch, 3, strides=2, padding="same", activation=activation, name=f"deconv_{i}")(x)
+    x = layers.Conv2D(c * params_per_pixel, 3, padding="same", name="out")(x)
+    return keras.Model(inp, layers.Reshape((h, w, c, params_per_pixel))(x), name=name)

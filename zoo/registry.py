@@ -1,0 +1,69 @@
+"""Model registry: `@register("vae")` on a model class, then `build_model("vae", dataset, **hparams)`.
+
+Each registered class carries a `Config` dataclass (pythae style); its fields are the valid
+hyper-parameters, so a mistyped key is rejected with the list of valid ones.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+
+import keras
+
+_REGISTRY: dict[str, type] = {}
+
+
+def register(name: str):
+    """Class decorator: add a `GenerativeModel` subclass to the zoo under `name`."""
+
+    def wrap(cls):
+        if name in _REGISTRY:
+            raise ValueError(f"model name {name!r} is registered twice")
+        cls.registry_name = name
+        _REGISTRY[name] = keras.saving.register_keras_serializable(package="zoo", name=cls.__name__)(cls)
+        return cls
+
+    return wrap
+
+
+def list_models() -> list[str]:
+    _import_families()
+    return sorted(_REGISTRY)
+
+
+def get_model_class(name: str) -> type:
+    _import_families()
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown model {name!r}; registered models: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]
+
+
+def unknown_key_error(what: str, key: str, valid) -> ValueError:
+    """The one wording for a mistyped key, with a close-match suggestion."""
+    valid = sorted(valid)
+    close = difflib.get_close_matches(key, valid, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return ValueError(f"unknown {what} key {key!r}{hint}; valid keys: {', '.join(valid)}")
+
+
+def make_config(config_cls, where: str, **values):
+    """Build a config dataclass, rejecting unknown keys by name."""
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    for key in values:
+        if key not in names:
+            raise unknown_key_error(where, key, names)
+    return config_cls(**values)
+
+
+def build_model(name: str, dataset, **hparams):
+    """A compiled model of family `name` shaped for `dataset` (a `zoo.data.Dataset`)."""
+    cls = get_model_class(name)
+    config = make_config(cls.Config, f"{name} hyper-parameter", **hparams)
+    model = cls(data_shape=tuple(dataset.shape), levels=int(dataset.levels), **dataclasses.asdict(config))
+    model.compile_default()
+    return model
+
+
+def _import_families():
+    # Importing the package runs every @register decorator.
+    import zoo.models  # noqa: F401
