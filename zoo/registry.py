@@ -8,8 +8,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 
-import keras
-
 _REGISTRY: dict[str, type] = {}
 
 
@@ -17,6 +15,8 @@ def register(name: str):
     """Class decorator: add a `GenerativeModel` subclass to the zoo under `name`."""
 
     def wrap(cls):
+        import keras
+
         if name in _REGISTRY:
             raise ValueError(f"model name {name!r} is registered twice")
         cls.registry_name = name
@@ -38,12 +38,12 @@ def get_model_class(name: str) -> type:
     return _REGISTRY[name]
 
 
-def unknown_key_error(what: str, key: str, valid) -> ValueError:
-    """The one wording for a mistyped key, with a close-match suggestion."""
+def unknown_key_error(what: str, key: str, valid, where: str = "") -> ValueError:
+    """The zoo's one wording for a mistyped name, with a close-match suggestion (no TF import)."""
     valid = sorted(valid)
     close = difflib.get_close_matches(key, valid, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return ValueError(f"unknown {what} key {key!r}{hint}; valid keys: {', '.join(valid)}")
+    return ValueError(f"unknown {what} {key!r}{where}{hint}; valid {what}s: {', '.join(valid) or '(none)'}")
 
 
 def make_config(config_cls, where: str, **values):
@@ -51,7 +51,7 @@ def make_config(config_cls, where: str, **values):
     names = {f.name for f in dataclasses.fields(config_cls)}
     for key in values:
         if key not in names:
-            raise unknown_key_error(where, key, names)
+            raise unknown_key_error("key", key, names, where=f" in {where}")
     return config_cls(**values)
 
 

@@ -1,0 +1,12 @@
+"""Shared test set-up: repo root on sys.path, quiet TensorFlow, the `slow` marker."""
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: long-running (minutes); deselect with -m 'not slow'")
