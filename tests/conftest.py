@@ -10,3 +10,4 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: long-running (minutes); deselect with -m 'not slow'")
+    config.addinivalue_line("filterwarnings", "ignore::DeprecationWarning")
