@@ -1,0 +1,146 @@
+"""Configs, the runner and its CLI: validation errors, a smoke run, resume, DIVERGED, FAILED."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import yaml
+
+from experiments import config as cfgmod
+from experiments.__main__ import main
+from experiments.runner import run_experiment
+from zoo.results import open_store
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = {"name": "tiny_bars", "dataset": {"name": "bars", "n_train": 400, "n_valid": 100, "n_test": 100},
+        "seeds": [0], "train": {"epochs": 2, "batch_size": 100, "verbose": 0},
+        "eval": {"is_k": 20, "n_samples": 16},
+        "models": [{"model": "vae", "hparams": {"latent_dim": 2, "hidden": [16]}},
+                   {"model": "iwae", "label": "iwae_k3", "hparams": {"latent_dim": 2, "hidden": [16], "k": 3}}]}
+
+
+def _write(tmp_path, raw):
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.mark.parametrize("patch, message", [
+    ({"modles": []}, r"unknown key 'modles'.*did you mean 'models'"),
+    ({"train": {"epoch": 3}}, r"unknown key 'epoch' in .*train \(did you mean 'epochs'\?\).*batch_size"),
+    ({"eval": {"isk": 3}}, r"unknown key 'isk' in .*eval.*is_k"),
+    ({"models": [{"model": "vae", "hparams": {"latnt_dim": 2}}]}, r"unknown key 'latnt_dim'.*'latent_dim'"),
+    ({"models": [{"model": "vea"}]}, r"unknown model 'vea'; registered models: .*vae"),
+    ({"models": [{"model": "vae", "lable": "x"}]}, r"unknown key 'lable'.*'label'"),
+    ({"models": ["vae", "vae"]}, r"labels must be unique"),
+    ({"models": [{"model": "vae", "train": {"epoks": 1}}]}, r"unknown key 'epoks'"),
+])
+def test_config_errors_name_the_key(patch, message):
+    with pytest.raises(ValueError, match=message):
+        cfgmod.parse({**TINY, **patch})
+
+
+def test_missing_config_file_lists_shipped_ones(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"not found; shipped configs .*quick_digits.yaml"):
+        cfgmod.load(tmp_path / "nope.yaml")
+    assert main(["run", str(tmp_path / "nope.yaml"), "--db", str(tmp_path / "r.sqlite")]) == 2
+
+
+def test_shipped_configs_parse():
+    names = sorted(p.name for p in (ROOT / "experiments" / "configs").glob("*.yaml"))
+    assert {"bars.yaml", "quick_digits.yaml", "binarized_mnist.yaml"} <= set(names)
+    for name in names:
+        cfg = cfgmod.load(ROOT / "experiments" / "configs" / name)
+        assert cfg.models and cfg.seeds
+
+
+def test_cli_smoke_run_records_everything(tmp_path):
+    db, out = tmp_path / "r.sqlite", tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "experiments", "run", str(_write(tmp_path, TINY)), "--db", str(db),
+                           "--out", str(out)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    store = open_store(str(db))
+    runs = store.runs()
+    assert list(runs["label"]) == ["vae", "iwae_k3"] and set(runs["status"]) == {"FINISHED"}
+    assert list(runs["likelihood"]) == ["elbo", "iwae"] and (runs["param_count"] > 0).all()
+    m = store.metrics(split="test").set_index(["run_id", "name"])
+    vae_id, iwae_id = runs["run_id"]
+    assert m.loc[(vae_id, "nll"), "kind"] == "elbo" and m.loc[(iwae_id, "nll"), "kind"] == "iwae"
+    assert m.loc[(vae_id, "is_nll"), "kind"] == "iwae" and m.loc[(vae_id, "is_k"), "value"] == 20
+    nll = m.loc[(vae_id, "nll"), "value"]
+    assert m.loc[(vae_id, "bits_per_dim"), "value"] == pytest.approx(nll / 16 / np.log(2))
+    assert nll == pytest.approx(m.loc[(vae_id, "distortion"), "value"] + m.loc[(vae_id, "rate"), "value"])
+    assert m.loc[(vae_id, "data_nll"), "value"] == pytest.approx(6.57, abs=0.3)  # bars' true density
+    hist = store.history(vae_id)
+    assert sorted(hist["epoch"].unique()) == [0, 1]
+    assert {"loss", "val_loss", "rate", "distortion", "examples_per_sec"} <= set(hist["name"])
+    arts = store.artifacts(vae_id).set_index("name")["path"]
+    samples = np.load(arts["samples_npy"])
+    assert samples.shape == (16, 4, 4, 1) and samples.dtype == np.uint8
+    for name in ("model", "samples_png", "history_csv"):
+        assert Path(arts[name]).exists()
+    assert any(Path(arts["tensorboard"]).rglob("*tfevents*"))
+
+
+class _Crash(keras.callbacks.Callback):
+    def __init__(self, at_epoch, exc=RuntimeError):
+        super().__init__()
+        self.at, self.exc, self.seen = at_epoch, exc, []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.seen.append(epoch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.at:
+            raise self.exc("simulated crash")
+
+
+def _vae_only(epochs):
+    raw = {**TINY, "models": TINY["models"][:1], "train": {**TINY["train"], "epochs": epochs}}
+    return cfgmod.parse(raw)
+
+
+def test_crash_is_failed_then_resumes_where_it_stopped(tmp_path):
+    store = open_store(str(tmp_path / "r.sqlite"))
+    cfg = _vae_only(epochs=4)
+    crash = _Crash(at_epoch=1)
+    [run_id] = run_experiment(cfg, store, out=tmp_path / "out", extra_callbacks=[crash])
+    row = store.run(run_id)
+    assert row["status"] == "FAILED" and "simulated crash" in row["error"]
+    assert sorted(store.history(run_id)["epoch"].unique()) == [0, 1]  # recorded epochs are kept
+
+    again = _Crash(at_epoch=-1)
+    assert run_experiment(cfg, store, out=tmp_path / "out", extra_callbacks=[again]) == [run_id]
+    assert again.seen == [2, 3]  # BackupAndRestore: training continued after the last finished epoch
+    row = store.run(run_id)
+    assert row["status"] == "FINISHED" and row["attempts"] == 2 and row["error"] is None
+    assert sorted(store.history(run_id)["epoch"].unique()) == [0, 1, 2, 3]
+    assert len(store.runs()) == 1
+
+
+def test_interrupt_marks_failed_and_propagates(tmp_path):
+    store = open_store(str(tmp_path / "r.sqlite"))
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(_vae_only(epochs=3), store, out=tmp_path / "out",
+                       extra_callbacks=[_Crash(at_epoch=0, exc=KeyboardInterrupt)])
+    row = store.runs().iloc[0]
+    assert row["status"] == "FAILED" and "resume" in row["error"]
+
+
+class _Poison(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        self.model.set_weights([np.full(w.shape, np.nan, w.dtype) if w.dtype.kind == "f" else w
+                                for w in self.model.get_weights()])
+
+
+def test_nan_loss_ends_run_as_diverged(tmp_path):
+    store = open_store(str(tmp_path / "r.sqlite"))
+    [run_id] = run_experiment(_vae_only(epochs=3), store, out=tmp_path / "out", extra_callbacks=[_Poison()])
+    row = store.run(run_id)
+    assert row["status"] == "DIVERGED" and "nan" in row["error"].lower()
+    assert store.metrics(run_id).empty  # no test numbers for a diverged model
+    assert store.find_resumable(row["run_key"]) is None
