@@ -31,8 +31,12 @@ def code_version() -> str:
         return "unknown"
 
 
-def run_experiment(cfg: ExperimentConfig, store, out="runs", extra_callbacks=()) -> list[int]:
-    """Train and evaluate every (model, seed) of `cfg`; returns the run ids (FINISHED or not)."""
+def run_experiment(cfg: ExperimentConfig, store, out="runs", extra_callbacks=(), reuse_finished=False) -> list[int]:
+    """Train and evaluate every (model, seed) of `cfg`; returns the run ids (FINISHED or not).
+
+    With `reuse_finished`, a run whose exact resolved config already FINISHED is not trained again
+    (the benchmark uses this); by default a rerun of a finished config is a new replicate.
+    """
     from zoo import data
 
     options = {k: v for k, v in cfg.dataset.items() if k != "name"}
@@ -40,8 +44,15 @@ def run_experiment(cfg: ExperimentConfig, store, out="runs", extra_callbacks=())
     ids = []
     for spec in cfg.models:
         for seed in cfg.seeds:
-            ids.append(run_one(cfg, spec, seed, dataset, store, Path(out), extra_callbacks))
+            done = _finished(store, run_key(cfg.resolved(spec, seed))) if reuse_finished else None
+            ids.append(done or run_one(cfg, spec, seed, dataset, store, Path(out), extra_callbacks))
     return ids
+
+
+def _finished(store, key) -> int | None:
+    runs = store.runs(status="FINISHED")
+    ids = runs.loc[runs["run_key"] == key, "run_id"]
+    return int(ids.max()) if len(ids) else None
 
 
 def run_one(cfg, spec, seed, dataset, store, out: Path, extra_callbacks=()) -> int:

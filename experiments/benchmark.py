@@ -1,0 +1,95 @@
+"""Benchmark: run the shipped configs (reusing runs already FINISHED in the store) and print the
+figures the issues set as targets, next to the targets. Nothing here is timed by a test.
+
+    python -m experiments bench bars digits          # minutes on 2 CPU cores
+    ZOO_DATA_DIR=../shared/data python -m experiments bench mnist   # about an hour
+    python -m experiments bench --report-only all    # print what the store already holds
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+CONFIGS = Path(__file__).parent / "configs"
+SUITES = {"bars": "bars.yaml", "digits": "quick_digits.yaml", "mnist": "binarized_mnist.yaml"}
+# (suite, label, metric, comparison, target, what the issue asks)
+TARGETS = [
+    ("bars", "vae", "is_gap_entropy", "<=", 0.1, "VAE IS-NLL (k=1000) within 0.1 nats of the entropy 6.5718"),
+    ("bars", "vae", "train_seconds", "<=", 120, "... after <= 2 min of CPU"),
+    ("digits", "vae", "is_nll", "<=", 100, "VAE test IS-NLL <= 100 nats (intro_dgm ~101)"),
+    ("mnist", "vae", "is_nll", "<=", 95, "VAE test IS-NLL (k=5000) <= 95 nats"),
+    ("mnist", "vae", "train_seconds", "<=", 1800, "... within 30 min on 2 CPU cores"),
+    ("mnist", "iwae_k50", "is_nll_minus_vae", "<", 0, "IWAE (k=50) IS-NLL below the VAE's"),
+]
+
+
+def suite_table(store, experiment: str) -> pd.DataFrame:
+    """One row per FINISHED run of `experiment` (latest per label/seed) with the headline figures."""
+    runs = store.runs(experiment=experiment, status="FINISHED")
+    if runs.empty:
+        return pd.DataFrame()
+    runs = runs.sort_values("run_id").groupby(["label", "seed"]).tail(1)
+    wide = store.metrics(runs["run_id"]).pivot_table(index="run_id", columns="name", values="value")
+    hist = store.history(runs["run_id"])
+    epochs = hist[hist["name"] == "epoch_seconds"].groupby("run_id")["value"]
+    table = runs.set_index("run_id")[["label", "seed", "likelihood", "param_count", "wall_time"]].join(wide)
+    table["epochs"] = epochs.count()
+    table["train_seconds"] = epochs.sum()
+    if "data_nll" in table:
+        from zoo.data import load
+
+        entropy = load("bars", n_train=1, n_valid=1, n_test=1).entropy
+        table["is_gap_entropy"] = table.get("is_nll", table["nll"]) - entropy
+        table["is_gap_data"] = table.get("is_nll", table["nll"]) - table["data_nll"]
+    if "is_nll" in table and (table["label"] == "vae").any():
+        table["is_nll_minus_vae"] = table["is_nll"] - table.loc[table["label"] == "vae", "is_nll"].mean()
+    return table
+
+
+def print_suite(store, suite: str, experiment: str) -> None:
+    table = suite_table(store, experiment)
+    print(f"\n== {suite} ({experiment}) ==")
+    if table.empty:
+        print("no finished runs")
+        return
+    cols = [c for c in ("label", "seed", "likelihood", "nll", "bits_per_dim", "is_nll", "is_k", "is_gap_entropy",
+                        "is_gap_data", "data_nll", "epochs", "train_seconds", "wall_time",
+                        "train_examples_per_sec", "samples_per_sec", "param_count") if c in table]
+    with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:.4g}".format):
+        print(table[cols].to_string(index=False))
+    for s, label, metric, op, target, what in TARGETS:
+        rows = table[table["label"] == label] if s == suite else table.iloc[0:0]
+        if rows.empty or metric not in rows:
+            continue
+        value = float(rows[metric].mean())
+        ok = value <= target if op == "<=" else value < target
+        print(f"  target {'MET ' if ok else 'MISSED'}: {what}: {metric} = {value:.4g} (target {op} {target})")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m experiments bench")
+    parser.add_argument("suites", nargs="*", default=["bars", "digits"], help=f"any of {', '.join(SUITES)}, all")
+    parser.add_argument("--db", default=None, help="results store (default: $ZOO_DB or experiments/results.sqlite)")
+    parser.add_argument("--out", default="runs")
+    parser.add_argument("--report-only", action="store_true", help="print the store's figures, train nothing")
+    args = parser.parse_args(argv)
+    suites = list(SUITES) if "all" in args.suites else args.suites
+    unknown = set(suites) - set(SUITES)
+    if unknown:
+        parser.error(f"unknown suite(s) {sorted(unknown)}; choose from {', '.join(SUITES)} or all")
+
+    from experiments import config as cfgmod
+    from zoo.results import open_store
+
+    store = open_store(args.db)
+    for suite in suites:
+        cfg = cfgmod.load(CONFIGS / SUITES[suite])
+        if not args.report_only:
+            from experiments.runner import run_experiment
+
+            run_experiment(cfg, store, out=args.out, reuse_finished=True)
+        print_suite(store, suite, cfg.name)
+    print(f"\nstore: {store.url}")
+    return 0
