@@ -46,9 +46,12 @@ def test_bound_sums_below_one_over_all_images(name, request):
 
 def test_is_estimate_tightens_with_k(vae, bars):
     x = bars.test
-    elbo = _mean_bound(vae, x, draws=4).mean()
-    is_k = [vae.log_prob_is(x, k, seed=1).numpy().mean() for k in (1, 10, 200)]
-    assert is_k[0] == pytest.approx(elbo, abs=0.05)  # L_1 is the ELBO in expectation
+    elbo_x = _mean_bound(vae, x, draws=4)
+    is1_x = vae.log_prob_is(x, 1, seed=1).numpy()
+    diff = is1_x - elbo_x  # L_1 is the ELBO in expectation: agree within 4 standard errors
+    assert abs(diff.mean()) < 4 * diff.std() / np.sqrt(len(diff))
+    elbo = elbo_x.mean()
+    is_k = [is1_x.mean()] + [vae.log_prob_is(x, k, seed=1).numpy().mean() for k in (10, 200)]
     assert elbo < is_k[1] < is_k[2]  # L_k increases with k (Burda et al. thm. 1)
     assert is_k[2] < -bars.entropy + 0.05  # never (noticeably) above the truth on average
 
