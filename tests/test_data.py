@@ -1,6 +1,7 @@
 """Tests of zoo.data: real loaders on tiny files in temporary caches, never the network."""
 import gzip
 import math
+import os
 import pickle
 import socket
 import subprocess
@@ -14,7 +15,9 @@ import pytest
 
 from zoo import data
 
-REAL_BMNIST = Path("/work/shared/data/binarized_mnist.npz")
+# The real file when CI or a developer points ZOO_DATA_DIR at it (CI: ../shared/data beside the clone).
+REAL_BMNIST = Path(os.environ.get("ZOO_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data") \
+    / "binarized_mnist.npz"
 
 
 @pytest.fixture(autouse=True)

@@ -41,7 +41,7 @@ class ModelConfig:
     """Hyper-parameters every family shares (each family's `Config` extends this)."""
 
     learning_rate: float = 1e-3
-    jit_compile: bool = True  # XLA for the train step (auto-disabled where unsupported)
+    jit_compile: bool = True  # XLA-compile the train step
     seed: int | None = None  # seed of the model's own sampling noise (SeedGenerator)
 
 
