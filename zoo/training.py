@@ -46,9 +46,10 @@ def fit(model, dataset, train, out_dir, seed=0, on_epoch=None, extra_callbacks=(
         model.compile_default(optimizer=keras.optimizers.Adam(lr))
     elif train.lr_schedule != "constant":
         raise ValueError(f"unknown lr_schedule {train.lr_schedule!r}; choose 'constant' or 'cosine'")
+    labels = bool(getattr(model, "needs_labels", False))  # class-conditional models train on (x, y)
     train_ds = dataset.tf_dataset("train", train.batch_size, shuffle=True, seed=seed,
-                                  repeat=bool(train.steps_per_epoch))
-    valid_ds = dataset.tf_dataset("valid", max(train.batch_size, 256), shuffle=False)
+                                  repeat=bool(train.steps_per_epoch), with_labels=labels)
+    valid_ds = dataset.tf_dataset("valid", max(train.batch_size, 256), shuffle=False, with_labels=labels)
     callbacks = [keras.callbacks.BackupAndRestore(str(out_dir / "backup")),
                  keras.callbacks.TensorBoard(str(out_dir / "tensorboard"), write_graph=False),
                  keras.callbacks.TerminateOnNaN()]
