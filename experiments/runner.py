@@ -1,6 +1,6 @@
 """The experiment runner: every model of a config x every seed -> trained, evaluated, recorded.
 
-One run = one (model entry, seed). Its directory `<out>/<experiment>/<label>/seed<k>/` holds
+One run = one (model entry, seed). Its directory `<out>/<experiment>/<label>/seed<k>-run<id>/` holds
 `model.keras`, `samples.png` + `samples.npy`, `history.csv`, `tensorboard/`, and while training
 `backup/` (BackupAndRestore). The store gets the run row first, each epoch as it ends, then the
 metrics and artifact paths. A run interrupted (killed or crashed) is resumed by running the same
@@ -63,16 +63,18 @@ def run_one(cfg, spec, seed, dataset, store, out: Path, extra_callbacks=()) -> i
 
     resolved = cfg.resolved(spec, seed)
     key = run_key(resolved)
-    run_dir = out / cfg.name / spec.label / f"seed{seed}"
     run_id = store.find_resumable(key)
-    earlier = 0.0
-    if run_id is None:
+    resumed = run_id is not None
+    if not resumed:
+        earlier = 0.0
         run_id = store.start_run(experiment=cfg.name, model=spec.model, label=spec.label, dataset=dataset.name,
-                                 seed=seed, config=resolved, run_key=key, code_version=code_version(),
-                                 out_dir=str(run_dir))
+                                 seed=seed, config=resolved, run_key=key, code_version=code_version())
+        store.update_run(run_id, out_dir=str(out / cfg.name / spec.label / f"seed{seed}-run{run_id}"))
     else:
         earlier = store.run(run_id).get("wall_time") or 0.0
         store.resume_run(run_id)
+    run_dir = Path(store.run(run_id)["out_dir"])  # its own folder: a backup is never another run's
+    if resumed:
         print(f"[runner] resuming run {run_id} ({spec.label}, seed {seed}) from {run_dir}")
     t0 = time.perf_counter()
     try:
