@@ -144,3 +144,13 @@ def test_nan_loss_ends_run_as_diverged(tmp_path):
     assert row["status"] == "DIVERGED" and "nan" in row["error"].lower()
     assert store.metrics(run_id).empty  # no test numbers for a diverged model
     assert store.find_resumable(row["run_key"]) is None
+
+
+def test_changed_config_is_a_new_run_that_never_restores_an_old_backup(tmp_path):
+    store = open_store(str(tmp_path / "r.sqlite"))
+    [first] = run_experiment(_vae_only(epochs=4), store, out=tmp_path / "out", extra_callbacks=[_Crash(at_epoch=1)])
+    watch = _Crash(at_epoch=-1)
+    [second] = run_experiment(_vae_only(epochs=3), store, out=tmp_path / "out", extra_callbacks=[watch])
+    assert second != first and watch.seen == [0, 1, 2]  # trained from scratch, in its own folder
+    assert store.run(first)["status"] == "FAILED" and store.run(second)["status"] == "FINISHED"
+    assert store.run(first)["out_dir"] != store.run(second)["out_dir"]
