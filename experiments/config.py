@@ -10,6 +10,7 @@
         label: vae_conv                # optional display name, unique per experiment
         hparams: {network: conv}       # the family's Config fields
         train: {epochs: 50}            # optional per-model overrides of `train`
+        init_from: vae                 # optional: start from that earlier entry's trained weights
 """
 from __future__ import annotations
 
@@ -48,6 +49,7 @@ class ModelSpec:
     label: str = ""
     hparams: dict = dataclasses.field(default_factory=dict)
     train: dict = dataclasses.field(default_factory=dict)
+    init_from: str = ""  # label of an earlier entry: start from its trained weights (same networks)
 
 
 @dataclasses.dataclass
@@ -67,9 +69,12 @@ class ExperimentConfig:
         from zoo.registry import get_model_class
 
         hp = dataclasses.asdict(make_config(get_model_class(spec.model).Config, "hparams", **spec.hparams))
-        return {"experiment": self.name, "dataset": self.dataset, "model": spec.model, "label": spec.label,
-                "seed": seed, "hparams": hp, "train": dataclasses.asdict(self.train_for(spec)),
-                "eval": dataclasses.asdict(self.eval)}
+        resolved = {"experiment": self.name, "dataset": self.dataset, "model": spec.model, "label": spec.label,
+                    "seed": seed, "hparams": hp, "train": dataclasses.asdict(self.train_for(spec)),
+                    "eval": dataclasses.asdict(self.eval)}
+        if spec.init_from:  # (only when set, so older run keys stay valid)
+            resolved["init_from"] = spec.init_from
+        return resolved
 
 
 def run_key(resolved: dict) -> str:
@@ -100,7 +105,10 @@ def parse(raw: dict, where: str = "config") -> ExperimentConfig:
     seeds = [seeds] if isinstance(seeds, int) else list(seeds)
     cfg = make_config(ExperimentConfig, where, dataset=dataset, models=models, seeds=seeds, train=train,
                       eval=evaluation, **raw)
-    for spec in models:
+    for i, spec in enumerate(models):
+        if spec.init_from and spec.init_from not in labels[:i]:
+            raise ValueError(f"{where}: models[{spec.label}].init_from names {spec.init_from!r}, which is not an "
+                             f"earlier entry; earlier labels: {labels[:i]}")
         make_config(TrainConfig, f"{where}: models[{spec.label}].train", **spec.train)
     return cfg
 

@@ -55,6 +55,19 @@ def _finished(store, key) -> int | None:
     return int(ids.max()) if len(ids) else None
 
 
+def _init_weights(model, store, cfg, label, seed):
+    """Copy the weights of the latest FINISHED run of entry `label` (same experiment and seed)."""
+    import keras
+
+    runs = store.runs(experiment=cfg.name, status="FINISHED")
+    runs = runs[(runs["label"] == label) & (runs["seed"] == seed)]
+    if runs.empty:
+        raise RuntimeError(f"init_from: no FINISHED run of {label!r} (seed {seed}) in experiment {cfg.name!r}; "
+                           f"run that entry first")
+    path = store.artifacts(int(runs["run_id"].max())).set_index("name")["path"]["model"]
+    model.set_weights(keras.saving.load_model(path).get_weights())
+
+
 def run_one(cfg, spec, seed, dataset, store, out: Path, extra_callbacks=()) -> int:
     import keras
 
@@ -81,6 +94,8 @@ def run_one(cfg, spec, seed, dataset, store, out: Path, extra_callbacks=()) -> i
         keras.utils.set_random_seed(seed)
         model = zoo.build_model(spec.model, dataset, **{"seed": seed, **spec.hparams})
         store.update_run(run_id, param_count=int(model.count_params()), likelihood=model.likelihood)
+        if spec.init_from:
+            _init_weights(model, store, cfg, spec.init_from, seed)
         train = cfg.train_for(spec)
         history = fit(model, dataset, train, run_dir, seed=seed,
                       on_epoch=lambda epoch, values: store.log_epoch(run_id, epoch, values),

@@ -154,3 +154,28 @@ def test_changed_config_is_a_new_run_that_never_restores_an_old_backup(tmp_path)
     assert second != first and watch.seen == [0, 1, 2]  # trained from scratch, in its own folder
     assert store.run(first)["status"] == "FAILED" and store.run(second)["status"] == "FINISHED"
     assert store.run(first)["out_dir"] != store.run(second)["out_dir"]
+
+
+class _InitialWeights(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.by_model = {}
+
+    def on_train_begin(self, logs=None):
+        self.by_model[self.model.name] = [w.copy() for w in self.model.get_weights()]
+
+
+def test_init_from_starts_from_an_earlier_entrys_weights(tmp_path):
+    store = open_store(str(tmp_path / "r.sqlite"))
+    raw = {**TINY, "models": [TINY["models"][0], {**TINY["models"][1], "init_from": "vae",
+                                                  "train": {"epochs": 1}}]}
+    initial = _InitialWeights()
+    vae_id, iwae_id = run_experiment(cfgmod.parse(raw), store, out=tmp_path / "out", extra_callbacks=[initial])
+    trained_vae = keras.saving.load_model(store.artifacts(vae_id).set_index("name")["path"]["model"])
+    start = initial.by_model["iwae"]
+    assert len(start) == len(trained_vae.get_weights())
+    for a, b in zip(start, trained_vae.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert not all(np.array_equal(a, b) for a, b in zip(initial.by_model["vae"], start))
+    with pytest.raises(ValueError, match=r"init_from names 'nope'.*earlier labels: \['vae'\]"):
+        cfgmod.parse({**raw, "models": [TINY["models"][0], {**TINY["models"][1], "init_from": "nope"}]})
