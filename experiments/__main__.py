@@ -8,6 +8,11 @@ import sys
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:  # its own options (argparse's REMAINDER drops leading --flags)
+        from experiments import benchmark
+
+        return benchmark.main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m experiments", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="train, evaluate and record every model x seed of a config")
@@ -17,15 +22,9 @@ def main(argv=None) -> int:
     run.add_argument("--out", default="runs", help="directory for weights, samples, logs (default: runs)")
     run.add_argument("--models", default=None, help="comma-separated labels: run only these entries")
     run.add_argument("--epochs", type=int, default=None, help="override train.epochs for every model")
-    bench = sub.add_parser("bench", help="print the benchmark figures (see experiments/benchmark.py)")
-    bench.add_argument("args", nargs=argparse.REMAINDER)
+    sub.add_parser("bench", help="run the configs and print figures vs targets (bench --help)")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-    if args.command == "bench":
-        from experiments import benchmark
-
-        return benchmark.main(args.args)
 
     from experiments import config as config_mod
 

@@ -179,3 +179,11 @@ def test_init_from_starts_from_an_earlier_entrys_weights(tmp_path):
     assert not all(np.array_equal(a, b) for a, b in zip(initial.by_model["vae"], start))
     with pytest.raises(ValueError, match=r"init_from names 'nope'.*earlier labels: \['vae'\]"):
         cfgmod.parse({**raw, "models": [TINY["models"][0], {**TINY["models"][1], "init_from": "nope"}]})
+
+
+def test_bench_report_only_prints_store_figures(tmp_path, capsys):
+    db = tmp_path / "r.sqlite"
+    assert main(["bench", "--report-only", "bars", "--db", str(db)]) == 0
+    assert "no finished runs" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["bench", "--report-only", "nope", "--db", str(db)])
