@@ -1,23 +1,25 @@
 """RealNVP (Dinh et al. 2017) on discrete images, read as a VAE whose encoder and decoder are one
-deterministic bijection (q(z|v) = delta(z - f(v)), p(v|z) = delta(v - f^-1(z)); Isachenko's notes).
+deterministic bijection: q(z|v) = delta(z - f(v)), p(v|z) = delta(v - f^-1(z)) (Isachenko's notes).
 
-Dequantisation and the logit transform (RealNVP sec. 4.1), x in {0..L-1}^D:
-    v  = x + u,  u ~ U[0,1)^D                      q(u|x) uniform, log q = 0
-    y  = v / L,  s = a + (1 - 2a) y,  y' = logit(s)  a = `alpha`
-    z  = f(y'),  p(z) = N(0, I)
-    log p(v) = log N(f(y'); 0, I) + log|det df/dy'| + sum_d log[(1 - 2a) / (s_d (1 - s_d))] - D log L
-    log P(x) = log int_[0,1)^D p(x + u) du >= E_u log p(x + u)     (Jensen: likelihood = "elbo")
-    L_k      = E log (1/k) sum_i p(x + u_i)                          (`log_prob_is`, q(u|x) = 1)
+Dequantisation and the logit transform (RealNVP sec. 4.1), x in {0..L-1}^D, a = `alpha`:
+    v  = x + u,  u ~ q(u|x) on [0, 1)^D
+    y  = v / L,  s = a + (1 - 2a) y,  y' = logit(s),  z = f(y'),  p(z) = N(0, I)
+    log p(v) = log N(f(y')) + log|det df/dy'| + sum_d log[(1 - 2a) / (s_d (1 - s_d))] - D log L
+    log P(x) = log E_q[p(x + u) / q(u|x)] >= E_q[log p(x + u) - log q(u|x)]   (likelihood = "elbo")
+    L_k      = E log (1/k) sum_i p(x + u_i) / q(u_i|x)                         (`log_prob_is`)
+q(u|x) is U[0,1)^D (`dequantization="uniform"`, log q = 0; Theis et al. 2016) or learned (Flow++, Ho
+et al. 2019): eps ~ N(0, I) -> a conditional elementwise affine map and couplings, all conditioned
+on x -> u = a mixture-of-logistics CDF (sigmoid if `deq_mixtures=0`), log q = log N(eps) - log|du/deps|.
 
-`nll_terms`: prior = -log N(z), logdet = -log|det df/dy'| (the flow), dequantization =
--log|det dy'/dv| (the 1/L scaling and the logit); their sum is -log p(x + u) in nats.
+`nll_terms` (nats, summing to -log_prob): prior = -log N(z); logdet = -log|det df/dy'| (the flow);
+logit = -log|det dy'/dv| (the 1/L scaling and the logit); dequantization = log q(u|x) (0 if uniform).
 
-Flow f, per scale (RealNVP sec. 3.6): [actnorm, checkerboard coupling] x n, squeeze (space to
-depth), [actnorm, channel coupling] x n, then half the channels are factored out to the prior
-(not after the last scale). Affine coupling with mask b (eq. 8-9):
-    y = x exp(s) + t,  (s, t) = (1 - b) * (scale * tanh(s_raw), t_raw)(b x),  log det = sum s
-ActNorm (Kingma & Dhariwal 2018): y = (x + bias) exp(log_scale) per channel, set from the first
-batch it sees (zero mean, unit variance), then trained; a saved `initialized` flag keeps it fixed.
+Flow f, per scale (RealNVP sec. 3.6): [actnorm, checkerboard coupling] x n, squeeze (space to depth),
+[actnorm, channel coupling] x n, then half the channels go to the prior (not after the last scale).
+Affine coupling with mask b (eq. 8-9): y = x exp(s) + t, (s, t) = (1 - b) (scale tanh(s_raw), t_raw)
+of (b x), log det = sum s. ActNorm (Kingma & Dhariwal 2018): y = (x + bias) exp(log_scale) per
+channel, set from the first batch it sees (zero mean, unit variance), then trained; a saved
+`initialized` flag keeps it from re-initialising after loading.
 """
 from __future__ import annotations
 
@@ -40,21 +42,40 @@ def _sum_hwc(t):
 
 
 def checkerboard(shape, parity):
-    """Mask [H, W, C]: 1 where (i + j) % 2 == parity (these pixels condition the others)."""
+    """Mask `[H, W, C]`: 1 where (i + j) % 2 == parity (these pixels condition the others)."""
     h, w, c = shape
     board = (np.add.outer(np.arange(h), np.arange(w)) % 2 == parity).astype(np.float32)
     return np.repeat(board[:, :, None], c, axis=2)
 
 
 def channel_mask(shape, parity):
-    """Mask [H, W, C]: 1 on the first (parity 0) or second (parity 1) half of the channels."""
+    """Mask `[H, W, C]`: 1 on the first (parity 0) or second (parity 1) half of the channels."""
     h, w, c = shape
     half = (np.arange(c) < c // 2) if parity == 0 else (np.arange(c) >= c // 2)
     return np.broadcast_to(half.astype(np.float32), (h, w, c)).copy()
 
 
+def st_net(hw, c_in, c_out, network, hidden, n_blocks, name):
+    """`[H, W, c_in] -> [H, W, c_out]`: "conv" a ResNet of 3x3 convs, "mlp" dense layers on the
+    flattened image (cheap and global on tiny images). The last layer starts at zero."""
+    h, w = hw
+    x = inp = keras.Input((h, w, c_in))
+    if network == "mlp":
+        x = layers.Flatten()(x)
+        for i in range(n_blocks + 1):
+            x = layers.Dense(hidden, activation="relu", name=f"dense_{i}")(x)
+        out = layers.Reshape((h, w, c_out))(layers.Dense(h * w * c_out, kernel_initializer="zeros", name="out")(x))
+        return keras.Model(inp, out, name=name)
+    x = layers.Conv2D(hidden, 3, padding="same", name="conv_in")(x)
+    for i in range(n_blocks):
+        r = layers.Conv2D(hidden, 3, padding="same", activation="relu", name=f"res{i}_a")(layers.ReLU()(x))
+        x = layers.Add()([x, layers.Conv2D(hidden, 1, name=f"res{i}_b")(r)])
+    out = layers.Conv2D(c_out, 3, padding="same", kernel_initializer="zeros", name="conv_out")(layers.ReLU()(x))
+    return keras.Model(inp, out, name=name)
+
+
 class Squeeze(layers.Layer):
-    """Space-to-depth [H, W, C] -> [H/2, W/2, 4C]: a permutation, log|det| = 0."""
+    """Space-to-depth `[H, W, C] -> [H/2, W/2, 4C]`: a permutation, log|det| = 0."""
 
     def forward(self, x):
         return tf.nn.space_to_depth(x, 2), tf.zeros(tf.shape(x)[:1])
@@ -89,56 +110,74 @@ class ActNorm(layers.Layer):
         return y * tf.exp(-self.log_scale) - self.bias
 
 
-def st_net(shape, hidden, n_blocks, name):
-    """[H, W, 2C] (masked input and mask) -> [H, W, 2C] (raw log-scale, shift): a small ResNet
-    of 3x3 convs whose last conv starts at zero, so every coupling starts as the identity."""
-    x = inp = keras.Input((*shape[:2], 2 * shape[2]))
-    h = layers.Conv2D(hidden, 3, padding="same", name="conv_in")(x)
-    for i in range(n_blocks):
-        r = layers.Conv2D(hidden, 3, padding="same", activation="relu", name=f"res{i}_a")(layers.ReLU()(h))
-        h = layers.Add()([h, layers.Conv2D(hidden, 1, name=f"res{i}_b")(r)])
-    out = layers.Conv2D(2 * shape[2], 3, padding="same", kernel_initializer="zeros", name="conv_out")(layers.ReLU()(h))
-    return keras.Model(inp, out, name=name)
-
-
 class Coupling(layers.Layer):
-    """Masked affine coupling: the pixels where mask = 1 pass through and condition the rest."""
+    """Masked affine coupling: pixels where mask = 1 pass through and, with an optional outside
+    input `cond` `[B, H, W, K]`, set the scale and shift of the rest (an all-zero mask then gives a
+    conditional elementwise affine map)."""
 
-    def __init__(self, shape, mask, hidden, n_blocks, **kwargs):
+    def __init__(self, shape, mask, network, hidden, n_blocks, cond_channels=0, **kwargs):
         super().__init__(**kwargs)
         self.mask = tf.constant(mask)  # [H, W, C]
-        self.net = st_net(shape, hidden, n_blocks, name=f"{self.name}_net")
-        self.scale = self.add_weight(shape=(shape[2],), initializer="ones", name="scale")
+        c = shape[2]  # the net sees the pass-through part, the mask and the condition
+        self.net = st_net(shape[:2], 2 * c + cond_channels, 2 * c, network, hidden, n_blocks, f"{self.name}_net")
+        self.scale = self.add_weight(shape=(c,), initializer="ones", name="scale")
 
-    def _log_scale_shift(self, x_cond):
-        mask = tf.broadcast_to(self.mask, tf.shape(x_cond))
-        s_raw, t = tf.split(self.net(tf.concat([x_cond, mask], -1)), 2, axis=-1)  # [B, H, W, C] each
+    def _log_scale_shift(self, x_pass, cond):
+        inputs = [x_pass, tf.broadcast_to(self.mask, tf.shape(x_pass))] + ([] if cond is None else [cond])
+        s_raw, t = tf.split(self.net(tf.concat(inputs, -1)), 2, axis=-1)  # [B, H, W, C] each
         return (1.0 - self.mask) * self.scale * tf.tanh(s_raw), (1.0 - self.mask) * t
 
-    def forward(self, x):
-        s, t = self._log_scale_shift(x * self.mask)
+    def forward(self, x, cond=None):
+        s, t = self._log_scale_shift(x * self.mask, cond)
         return x * tf.exp(s) + t, _sum_hwc(s)
 
-    def inverse(self, y):
-        s, t = self._log_scale_shift(y * self.mask)  # y * mask == x * mask
+    def inverse(self, y, cond=None):
+        s, t = self._log_scale_shift(y * self.mask, cond)  # y * mask == x * mask
         return (y - t) * tf.exp(-s)
+
+
+class MixtureCDF(layers.Layer):
+    """a -> u = sum_k pi_k sigmoid((a - m_k) / s_k) in (0, 1), parameters from `cond` (Flow++ sec. 3.3);
+    forward only (q(u|x) is only ever sampled), log|du/da| = log sum_k pi_k logistic((a - m_k) / s_k) / s_k."""
+
+    def __init__(self, shape, k, network, hidden, n_blocks, **kwargs):
+        super().__init__(**kwargs)
+        self.k = k
+        self.net = st_net(shape[:2], shape[2], 3 * k * shape[2], network, hidden, n_blocks, f"{self.name}_net")
+
+    def forward(self, a, cond):
+        if not self.k:
+            return tf.sigmoid(a), _sum_hwc(tf.math.log_sigmoid(a) + tf.math.log_sigmoid(-a))
+        params = tf.reshape(self.net(cond), tf.concat([tf.shape(a), [3, self.k]], 0))
+        logits, means, log_scales = tf.unstack(params, axis=-2)  # [B, H, W, C, K] each
+        t = (a[..., None] - means - tf.linspace(-1.5, 1.5, self.k)) * tf.exp(-log_scales)  # spread at init
+        log_w = tf.nn.log_softmax(logits, -1)
+        u = tf.reduce_sum(tf.exp(log_w) * tf.sigmoid(t), -1)
+        log_du = tf.reduce_logsumexp(log_w + tf.math.log_sigmoid(t) + tf.math.log_sigmoid(-t) - log_scales, -1)
+        return u, _sum_hwc(log_du)
 
 
 @dataclasses.dataclass
 class FlowConfig(ModelConfig):
     n_scales: int = 0  # 0 = auto: halve H, W while both stay even and >= 4 (at least one squeeze)
     n_couplings: int = 3  # couplings per mask type and scale (checkerboard, then channel-wise)
-    hidden: int = 64  # conv filters of each shift-and-log-scale network
-    n_blocks: int = 2  # residual blocks per network
+    network: str = "conv"  # shift-and-log-scale networks: "conv" (ResNet) or "mlp" (dense, flattened)
+    hidden: int = 32  # conv filters / dense units of each network
+    n_blocks: int = 1  # residual blocks (conv) or extra hidden layers (mlp) per network
     alpha: float = 0.05  # logit transform y' = logit(alpha + (1 - 2 alpha) y)
+    dequantization: str = "variational"  # "uniform" or "variational" q(u|x)
+    deq_couplings: int = 2  # variational: checkerboard couplings after the conditional affine map
+    deq_mixtures: int = 4  # variational: logistic components of the final CDF (0 = a sigmoid)
+    learning_rate: float = 2e-3
+    jit_compile: bool = False  # XLA is no faster here on CPU and compiles for longer
 
 
 @register("flow")
 class RealNVP(GenerativeModel):
-    """RealNVP with uniform dequantisation; `encode`/`decode` are the flow and its inverse."""
+    """Multi-scale RealNVP with (variational) dequantisation; `encode`/`decode` are f and f^-1."""
 
     likelihood = "elbo"
-    term_names = ("prior", "logdet", "dequantization")
+    term_names = ("prior", "logdet", "logit", "dequantization")
     Config = FlowConfig
 
     def __init__(self, data_shape, levels, **hparams):
@@ -146,17 +185,29 @@ class RealNVP(GenerativeModel):
         hp = self.hp
         if not 0.0 < hp.alpha < 0.5:
             raise ValueError(f"alpha must be in (0, 0.5), got {hp.alpha}")
+        if hp.network not in ("conv", "mlp"):
+            raise ValueError(f"unknown network {hp.network!r}; choose 'conv' or 'mlp'")
+        if hp.dequantization not in ("uniform", "variational"):
+            raise ValueError(f"unknown dequantization {hp.dequantization!r}; choose 'uniform' or 'variational'")
         h, w, c = self.data_shape
+        nets = (hp.network, hp.hidden, hp.n_blocks)
+        self.dequantizer = []  # q(u|x): eps -> conditional couplings -> mixture CDF -> u
+        if hp.dequantization == "variational":
+            masks = [np.zeros(self.data_shape, np.float32)] + [checkerboard(self.data_shape, i % 2)
+                                                               for i in range(hp.deq_couplings)]
+            self.dequantizer = [Coupling(self.data_shape, m, *nets, cond_channels=c, name=f"deq{i}")
+                                for i, m in enumerate(masks)]
+            self.dequantizer.append(MixtureCDF(self.data_shape, hp.deq_mixtures, *nets, name="deq_cdf"))
         n_scales = hp.n_scales or self.auto_scales(h, w)
         if h % 2 ** n_scales or w % 2 ** n_scales:
             raise ValueError(f"{n_scales} scales need height and width divisible by {2 ** n_scales}, got {h}x{w}")
-        self.steps, self.factor_at, self.z_shapes = [], [], []  # factor_at: step index before which to split
+        self.steps, self.factor_at, self.z_shapes = [], [], []  # factor out before steps[i], i in factor_at
         for k in range(n_scales):
             self._add_couplings((h, w, c), checkerboard, f"s{k}_cb")
             self.steps.append(Squeeze(name=f"s{k}_squeeze"))
             h, w, c = h // 2, w // 2, 4 * c
             self._add_couplings((h, w, c), channel_mask, f"s{k}_ch")
-            if k < n_scales - 1:  # factor out half the channels
+            if k < n_scales - 1:  # half the channels go to the prior
                 self.factor_at.append(len(self.steps))
                 self.z_shapes.append((h, w, c // 2))
                 c //= 2
@@ -175,11 +226,12 @@ class RealNVP(GenerativeModel):
         hp = self.hp
         for i in range(hp.n_couplings):
             self.steps.append(ActNorm(shape[2], name=f"{prefix}{i}_actnorm"))
-            self.steps.append(Coupling(shape, make_mask(shape, i % 2), hp.hidden, hp.n_blocks, name=f"{prefix}{i}"))
+            self.steps.append(Coupling(shape, make_mask(shape, i % 2), hp.network, hp.hidden, hp.n_blocks,
+                                       name=f"{prefix}{i}"))
 
     # --- the bijections ----------------------------------------------------------------------
     def flow_forward(self, y):
-        """y' `[B, H, W, C]` -> (z `[B, D]` flat: factored-out parts then the last scale, log|det| `[B]`)."""
+        """y' `[B, H, W, C]` -> (z `[B, D]`: factored-out parts then the last scale, flat; log|det| `[B]`)."""
         zs, logdet = [], tf.zeros(tf.shape(y)[:1])
         for i, step in enumerate(self.steps):
             if i in self.factor_at:
@@ -212,6 +264,15 @@ class RealNVP(GenerativeModel):
         a = self.hp.alpha
         return (tf.sigmoid(y) - a) / (1.0 - 2.0 * a) * self.levels
 
+    def dequantizer_forward(self, eps, x):
+        """Variational q(u|x): eps `[B, H, W, C]` -> (u in (0, 1), log|det du/deps| `[B]`)."""
+        cond = tf.cast(x, tf.float32) / (self.levels - 1) - 0.5  # [B, H, W, C] in [-1/2, 1/2]
+        a, log_det = eps, tf.zeros(tf.shape(eps)[:1])
+        for step in self.dequantizer:
+            a, ld = step.forward(a, cond)
+            log_det += ld
+        return a, log_det
+
     # --- VAE view ------------------------------------------------------------------------------
     def encode(self, x):
         """z = f(logit((x + 1/2) / L)) `[B, D]` (midpoint dequantisation, flat as in `flow_forward`)."""
@@ -219,28 +280,36 @@ class RealNVP(GenerativeModel):
         return self.flow_forward(self.to_logit(tf.cast(x, tf.float32) + 0.5)[0])[0]
 
     def decode(self, z):
-        """The continuous x in data units, `[B, H, W, C]`: f^-1(z) mapped back, minus the 1/2."""
+        """The continuous x in data units `[B, H, W, C]`: v = f^-1(z) mapped back, minus the 1/2."""
         return self.from_logit(self.flow_inverse(tf.convert_to_tensor(z, tf.float32))) - 0.5
 
     # --- maths ---------------------------------------------------------------------------------
     def _terms(self, v):
-        """-log p(v) split into prior / logdet / dequantization, each `[B]`."""
+        """-log p(v) as prior + logdet + logit, each `[B]`."""
         y, log_jac_logit = self.to_logit(v)
         z, log_jac_flow = self.flow_forward(y)
         prior = 0.5 * tf.reduce_sum(tf.square(z), -1) + 0.5 * self.num_dims * LOG_2PI
-        return {"prior": prior, "logdet": -log_jac_flow, "dequantization": -log_jac_logit}
+        return {"prior": prior, "logdet": -log_jac_flow, "logit": -log_jac_logit}
 
     def _dequantize(self, x, seed):
-        return tf.cast(x, tf.float32) + keras.random.uniform(tf.shape(x), seed=seed)
+        """u ~ q(u|x): (v = x + u `[B, H, W, C]`, log q(u|x) `[B]`)."""
+        xf = tf.cast(x, tf.float32)
+        if self.hp.dequantization == "uniform":
+            return xf + keras.random.uniform(tf.shape(x), seed=seed), tf.zeros(tf.shape(x)[:1])
+        eps = keras.random.normal(tf.shape(x), seed=seed)
+        u, log_det = self.dequantizer_forward(eps, x)
+        return xf + u, -_sum_hwc(0.5 * tf.square(eps) + 0.5 * LOG_2PI) - log_det  # log N(eps) - log|det|
 
     def _nll_terms(self, x, seed, training):
-        return self._terms(self._dequantize(x, seed))
+        v, log_q = self._dequantize(x, seed)
+        return {**self._terms(v), "dequantization": log_q}
 
     def _log_weights(self, x, n, seed):
         b = tf.shape(x)[0]
         xs = tf.reshape(tf.repeat(x[None], n, axis=0), [-1, *self.data_shape])  # [n*B, H, W, C]
-        log_p = -tf.add_n(list(self._terms(self._dequantize(xs, seed)).values()))
-        return tf.reshape(log_p, [n, b])  # log p(x + u_i) - log q(u_i | x), log q = 0
+        v, log_q = self._dequantize(xs, seed)
+        log_p = -tf.add_n(list(self._terms(v).values()))
+        return tf.reshape(log_p - log_q, [n, b])  # log p(x + u_i) - log q(u_i | x)
 
     def _sample(self, n, seed):
         z = keras.random.normal([n, self.num_dims], seed=seed)
