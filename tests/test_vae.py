@@ -4,6 +4,7 @@ import pytest
 import tensorflow as tf
 
 import zoo
+from bounds import check_is1_is_the_elbo, mean_bound
 from zoo import data
 from zoo.data import all_binary_images
 
@@ -29,27 +30,17 @@ def iwae(bars):
     return _trained("iwae", bars, k=5)
 
 
-def _mean_bound(model, x, draws):
-    """The bound itself (an expectation), estimated by averaging `draws` independent evaluations."""
-    fn = tf.function(lambda xb: model.log_prob(xb))
-    return np.mean([np.concatenate([fn(x[i:i + 8192]).numpy() for i in range(0, len(x), 8192)])
-                    for _ in range(draws)], axis=0)
-
-
 @pytest.mark.parametrize("name", ["vae", "iwae"])
 def test_bound_sums_below_one_over_all_images(name, request):
     model = request.getfixturevalue(name)
-    total = np.exp(_mean_bound(model, all_binary_images(4, 4), draws=16)).sum()
+    total = np.exp(mean_bound(model, all_binary_images(4, 4), draws=16)).sum()
     assert total <= 1.0
     assert total > 0.5  # trained: the check is not vacuous
 
 
 def test_is_estimate_tightens_with_k(vae, bars):
     x = bars.test
-    elbo_x = _mean_bound(vae, x, draws=4)
-    is1_x = vae.log_prob_is(x, 1, seed=1).numpy()
-    diff = is1_x - elbo_x  # L_1 is the ELBO in expectation: agree within 4 standard errors
-    assert abs(diff.mean()) < 4 * diff.std() / np.sqrt(len(diff))
+    elbo_x, is1_x = check_is1_is_the_elbo(vae, x)
     elbo = elbo_x.mean()
     is_k = [is1_x.mean()] + [vae.log_prob_is(x, k, seed=1).numpy().mean() for k in (10, 200)]
     assert elbo < is_k[1] < is_k[2]  # L_k increases with k (Burda et al. thm. 1)
@@ -67,7 +58,7 @@ def test_iwae_k1_equals_vae_elbo_for_same_weights_and_noise(vae, bars):
     terms = iwae1.nll_terms(x, seed=11)
     np.testing.assert_allclose(terms["iw_gain"].numpy(), 0.0, atol=1e-5)
     # The default (analytic-KL) ELBO is the same bound with a lower-variance estimator.
-    analytic, mc = _mean_bound(vae, x, draws=64), _mean_bound(vae_mc, x, draws=64)
+    analytic, mc = mean_bound(vae, x, draws=64), mean_bound(vae_mc, x, draws=64)
     assert abs(analytic.mean() - mc.mean()) < 0.02
 
 
