@@ -77,7 +77,7 @@ def test_each_log_det_matches_the_autodiff_jacobian(shape, network, mixtures):
         out, ld = step.forward(h)
         np.testing.assert_allclose(ld.numpy(), _log_abs_det(lambda t: step.forward(t)[0], h.numpy()), atol=2e-3)
         if isinstance(step, Coupling):
-            assert np.ptp(ld.numpy()) > 0.05  # the scale really depends on the input
+            assert np.ptp(ld.numpy()) > 1e-3  # the scale really depends on the input (a constant gives ~1e-7)
         np.testing.assert_allclose(step.inverse(out).numpy(), h.numpy(), atol=1e-4)
         h, checked = out, checked + 1
     assert checked == 13 and sum(isinstance(s, ActNorm) for s in model.steps) == 6
