@@ -30,7 +30,7 @@ class TrainConfig:
     batch_size: int = 128
     lr_schedule: str = "constant"  # constant | cosine (decays to 0 over all epochs)
     patience: int = 0  # early stopping on val_loss, restoring the best weights; 0 = off
-    steps_per_epoch: int | None = None  # cap the steps of an epoch (None = the whole split)
+    steps_per_epoch: int | None = None  # cap an epoch (None = the whole split); validation is capped alike
     verbose: int = 1  # Keras progress bar: 1 = bar, 2 = one line per epoch, 0 = silent
 
 

@@ -119,9 +119,12 @@ def run_one(cfg, spec, seed, dataset, store, out: Path, extra_callbacks=()) -> i
     return run_id
 
 
+REPORT_EXAMPLES = 200  # test images behind the bound-anatomy reports (IS vs k, pixel NLL map, ...)
+
+
 def _save_outputs(cfg, model, dataset, store, run_id, run_dir, seed):
     """Weights, samples, history CSV, then the test metrics, all recorded in the store."""
-    from zoo.evaluation import evaluate, sampling_speed
+    from zoo.evaluation import evaluate, reports, sampler_comparison, sampling_speed
     from zoo.images import grid
 
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -141,6 +144,10 @@ def _save_outputs(cfg, model, dataset, store, run_id, run_dir, seed):
     store.log_artifact(run_id, "samples_png", str(run_dir / "samples.png"))
     throughput = store.history([run_id]).query("name == 'examples_per_sec'")["value"]
     store.log_metrics(run_id, "train", [("samples_per_sec", speed, None),
-                                        ("train_examples_per_sec", float(throughput.median()), None)])
+                                        ("train_examples_per_sec", float(throughput.median()), None)]
+                      + sampler_comparison(model, seed=seed))
+    for name, table in reports(model, dataset.split(e.split)[:REPORT_EXAMPLES], seed=seed).items():
+        table.to_csv(run_dir / f"{name}.csv", index=False)
+        store.log_artifact(run_id, f"report_{name}", str(run_dir / f"{name}.csv"))
     summary = ", ".join(f"{n}={v:.4g}" for n, v, _ in rows if n in ("nll", "bits_per_dim", "is_nll"))
     print(f"[runner] run {run_id} {model.name} seed {seed}: {e.split} {summary} ({model.likelihood})")

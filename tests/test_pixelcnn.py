@@ -224,3 +224,11 @@ def test_conditional_digits_samples_are_classified_as_their_label():
     accuracy = (clf.predict(samples.reshape(100, -1)) == wanted).mean()
     print(f"accuracy of the classifier on conditional samples: {accuracy:.2f}")
     assert accuracy > 0.5
+
+
+def test_pixel_nll_report_is_the_mean_map_of_the_exact_nll():
+    model = zoo.build_model("pixelcnn", Fake((4, 5, 1), 2), filters=8, n_layers=2, seed=0)
+    x = np.random.default_rng(0).integers(0, 2, (7, 4, 5, 1)).astype(np.uint8)
+    table = model.reports(x)["pixel_nll"]
+    assert len(table) == 20 and set(table.columns) == {"row", "col", "channel", "nats"}
+    np.testing.assert_allclose(table["nats"].sum(), -model.log_prob(x).numpy().mean(), rtol=1e-4)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -84,6 +85,9 @@ def test_cli_smoke_run_records_everything(tmp_path):
     for name in ("model", "samples_png", "history_csv"):
         assert Path(arts[name]).exists()
     assert any(Path(arts["tensorboard"]).rglob("*tfevents*"))
+    curve = pd.read_csv(arts["report_is_vs_k"])  # the IWAE gap closing with k, for the dashboard
+    assert list(curve["k"][:3]) == [1, 2, 5] and curve["nll"].iloc[-1] < curve["nll"].iloc[0]
+    np.testing.assert_allclose(curve["nll"], -curve["log_prob"])
 
 
 class _Crash(keras.callbacks.Callback):

@@ -132,6 +132,12 @@ class GenerativeModel(keras.Model):
     def _nll_terms(self, x, seed, training):
         raise NotImplementedError
 
+    def reports(self, x, seed=0) -> dict:
+        """Tables behind the dashboard's "bound anatomy" for test images `x`: {name: pandas
+        DataFrame} (e.g. PixelCNN's per-pixel NLL map, diffusion's loss per timestep). The runner
+        saves each as `<name>.csv` (artifact `report_<name>`); the base model has none."""
+        return {}
+
     def _sample(self, n, seed):
         raise NotImplementedError
 

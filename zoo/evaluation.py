@@ -56,6 +56,21 @@ def evaluate(model, dataset, split="test", batch_size=500, is_k=0, is_examples=N
     return [(name, float(value), k) for name, value, k in rows]
 
 
+IS_KS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+
+
+def reports(model, x, seed=0, is_ks=IS_KS):
+    """The model's own `reports(x)` plus, for models with an importance-sampling estimate,
+    `is_vs_k`: mean log_prob_is over `x` for each k (Burda et al.'s L_k rising with k), nats."""
+    import pandas as pd
+
+    out = dict(model.reports(x, seed=seed))
+    if _has_is(model):
+        lp = [float(np.mean(model.log_prob_is(x, k, seed=seed + 1).numpy())) for k in is_ks]
+        out["is_vs_k"] = pd.DataFrame({"k": list(is_ks), "log_prob": lp, "nll": [-v for v in lp]})
+    return out
+
+
 def _has_is(model) -> bool:
     """True when the model overrides the contract's `_log_weights` (latent models, flows)."""
     from zoo.contract import GenerativeModel
@@ -63,9 +78,20 @@ def _has_is(model) -> bool:
     return type(model)._log_weights is not GenerativeModel._log_weights
 
 
-def sampling_speed(model, n=64, seed=0):
-    """Samples per second of `model.sample(n)` (second call, after tracing), and the samples."""
-    model.sample(min(n, 4), seed=seed)
+def sampling_speed(model, n=64, seed=0, **kwargs):
+    """Samples per second of `model.sample(n, **kwargs)` (second call, after tracing), and the samples."""
+    model.sample(min(n, 4), seed=seed, **kwargs)
     t0 = time.perf_counter()
-    samples = model.sample(n, seed=seed).numpy()
+    samples = model.sample(n, seed=seed, **kwargs).numpy()
     return n / (time.perf_counter() - t0), samples
+
+
+def sampler_comparison(model, n=16, seed=0):
+    """For models with several samplers (`model.sample_methods`, fastest last): samples/s of each on
+    the same `n` draws, and the speed-up of the last over the first, as metric rows."""
+    methods = getattr(model, "sample_methods", ())
+    if len(methods) < 2:
+        return []
+    speeds = {m: sampling_speed(model, n, seed, method=m)[0] for m in methods}
+    rows = [(f"samples_per_sec_{m}", v, None) for m, v in speeds.items()]
+    return rows + [("sampler_speedup", speeds[methods[-1]] / speeds[methods[0]], None)]

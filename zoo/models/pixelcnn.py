@@ -96,6 +96,7 @@ class PixelCNN(GenerativeModel):
 
     likelihood = "exact"
     term_names = ("nll",)
+    sample_methods = ("naive", "fast")  # the benchmark compares them
     Config = PixelCNNConfig
 
     def __init__(self, data_shape, levels, **hparams):
@@ -214,6 +215,15 @@ class PixelCNN(GenerativeModel):
         prefix = tf.reduce_logsumexp(tf.cumsum(flat, axis=-1), axis=0) - math.log(self.num_classes)  # [B, D]
         steps = prefix - tf.pad(prefix, [[0, 0], [1, 0]])[:, :-1]
         return -tf.reshape(steps, tf.shape(x))
+
+    def reports(self, x, seed=0):
+        """pixel_nll: the mean -log p(x_t | x_<t) of `x` at each (row, col, channel), nats."""
+        import pandas as pd
+
+        nll = np.concatenate([self.pixel_nll(x[s:s + 100]).numpy() for s in range(0, len(x), 100)]).mean(0)  # [H, W, C]
+        rows, cols, chans = np.indices(nll.shape)
+        return {"pixel_nll": pd.DataFrame({"row": rows.ravel(), "col": cols.ravel(), "channel": chans.ravel(),
+                                           "nats": nll.ravel()})}
 
     # --- training: (x, y) batches for a conditional model ----------------------------------------
     def _batch_terms(self, data, training):
