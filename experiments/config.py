@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from zoo.registry import make_config
+from zoo.registry import config_dict, make_config
 
 
 @dataclasses.dataclass
@@ -68,10 +68,10 @@ class ExperimentConfig:
         """Everything that determines one run (what the store records and the run key hashes)."""
         from zoo.registry import get_model_class
 
-        hp = dataclasses.asdict(make_config(get_model_class(spec.model).Config, "hparams", **spec.hparams))
+        hp = config_dict(make_config(get_model_class(spec.model).Config, "hparams", **spec.hparams))
         resolved = {"experiment": self.name, "dataset": self.dataset, "model": spec.model, "label": spec.label,
-                    "seed": seed, "hparams": hp, "train": dataclasses.asdict(self.train_for(spec)),
-                    "eval": dataclasses.asdict(self.eval)}
+                    "seed": seed, "hparams": hp, "train": config_dict(self.train_for(spec)),
+                    "eval": config_dict(self.eval)}
         if spec.init_from:  # (only when set, so older run keys stay valid)
             resolved["init_from"] = spec.init_from
         return resolved

@@ -191,3 +191,19 @@ def test_bench_report_only_prints_store_figures(tmp_path, capsys):
     assert "no finished runs" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["bench", "--report-only", "nope", "--db", str(db)])
+
+
+def test_added_config_fields_enter_the_run_key_only_when_set():
+    import dataclasses
+
+    from zoo.registry import added_field, config_dict
+
+    @dataclasses.dataclass
+    class Old:
+        a: int = 1
+
+    @dataclasses.dataclass
+    class New(Old):
+        b: int = added_field(0)
+
+    assert config_dict(New()) == dataclasses.asdict(Old()) and config_dict(New(b=3)) == {"a": 1, "b": 3}

@@ -46,6 +46,21 @@ def unknown_key_error(what: str, key: str, valid, where: str = "") -> ValueError
     return ValueError(f"unknown {what} {key!r}{where}{hint}; valid {what}s: {', '.join(valid) or '(none)'}")
 
 
+def added_field(default, **kwargs):
+    """A config field added after runs were recorded: it enters `config_dict` (and so the run key)
+    only when set to another value than `default`, so earlier FINISHED runs keep their keys."""
+    return dataclasses.field(default=default, metadata={"key_when_set": True}, **kwargs)
+
+
+def config_dict(cfg) -> dict:
+    """`dataclasses.asdict(cfg)` without the `added_field`s still at their defaults."""
+    out = dataclasses.asdict(cfg)
+    for f in dataclasses.fields(cfg):
+        if f.metadata.get("key_when_set") and out[f.name] == f.default:
+            del out[f.name]
+    return out
+
+
 def make_config(config_cls, where: str, **values):
     """Build a config dataclass, rejecting unknown keys by name."""
     names = {f.name for f in dataclasses.fields(config_cls)}
