@@ -53,7 +53,29 @@ def evaluate(model, dataset, split="test", batch_size=500, is_k=0, is_examples=N
                  ("is_seconds", time.perf_counter() - t0, None)]
     if hasattr(dataset, "true_log_prob"):
         rows.append(("data_nll", -float(np.mean(dataset.true_log_prob(x))), "exact"))
+        rows += population_rows(model, dataset, batch_size, is_k, seed)
     return [(name, float(value), k) for name, value, k in rows]
+
+
+def population_rows(model, dataset, batch_size=500, is_k=0, seed=0):
+    """On bars (known p, 2^16 states): the model's NLL on the *population* instead of a split,
+    pop_nll = sum_x p(x) (-log q(x)) over every 4x4 binary image, and pop_gap = pop_nll - H(p),
+    which is KL(p || q) for an exact model (plus the expected bound gap for a bound). Free of the
+    test split's sampling noise (about 0.026 nats of SE at 10k images). With `is_k`, models that set
+    `population_is` (cheap importance weights) also give pop_is_nll / pop_is_gap."""
+    from zoo.data import all_binary_images
+
+    if model.likelihood in ("none", "ais") or tuple(dataset.shape) != (4, 4, 1) or dataset.levels != 2:
+        return []
+    x = all_binary_images(4, 4)
+    p = np.exp(dataset.true_log_prob(x))  # [65536], sums to 1
+    nll = sum(_batched_terms(model, x, max(batch_size, 4096), seed).values())
+    rows = [("pop_nll", p @ nll, model.likelihood), ("pop_gap", p @ nll - dataset.entropy, model.likelihood)]
+    if is_k and _has_is(model) and getattr(model, "population_is", False):
+        lp = np.concatenate([model.log_prob_is(x[s:s + 1000], is_k, seed=seed + 2).numpy()
+                             for s in range(0, len(x), 1000)]).astype(np.float64)
+        rows += [("pop_is_nll", -(p @ lp), "iwae"), ("pop_is_gap", -(p @ lp) - dataset.entropy, "iwae")]
+    return rows
 
 
 IS_KS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
