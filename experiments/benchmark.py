@@ -33,6 +33,40 @@ TARGETS = [
 ]
 
 
+SAMPLE_COLUMNS = ("metric_samples", "kl_emp_true", "kl_emp_true_floor", "tv_emp_true", "tv_emp_true_floor",
+                  "classifier_accuracy", "autoencoder_mse", "fcd", "fd_ae", "kid", "kid_se", "precision", "recall",
+                  "nn_closer_than_test")
+
+
+def backfill_sample_metrics(store, experiment: str, cfg) -> list[int]:
+    """Sample-quality rows for the latest FINISHED runs recorded before the runner computed them: load the saved
+    model, draw `cfg.eval.metric_samples` samples, log the rows. Returns the run ids it filled."""
+    runs = store.runs(experiment=experiment, status="FINISHED").sort_values("run_id")
+    runs = runs.groupby(["label", "seed"]).tail(1)  # the runs the tables show
+    done = set(store.metrics(runs["run_id"]).query("name == 'metric_samples'")["run_id"])
+    todo = [int(r) for r in runs["run_id"] if r not in done]
+    if not todo or not cfg.eval.metric_samples:
+        return []
+    import keras
+
+    import zoo  # noqa: F401 - registers the model classes for load_model
+    from zoo import data
+    from zoo.sample_metrics import draw_samples, sample_metrics
+
+    dataset = data.load(cfg.dataset["name"], **{k: v for k, v in cfg.dataset.items() if k != "name"})
+    paths = store.artifacts(todo).query("name == 'model'").set_index("run_id")["path"]
+    filled = []
+    for run_id in todo:
+        if run_id not in paths.index or not Path(paths[run_id]).exists():
+            continue
+        seed, e = int(store.run(run_id)["seed"]), cfg.eval
+        model = keras.saving.load_model(paths[run_id])
+        drawn = draw_samples(model, e.metric_samples, seed=seed, batch_size=e.batch_size)
+        store.log_metrics(run_id, e.split, sample_metrics(dataset, drawn, split=e.split, seed=seed))
+        filled.append(run_id)
+    return filled
+
+
 def suite_table(store, experiment: str) -> pd.DataFrame:
     """One row per FINISHED run of `experiment` (latest per label/seed) with the headline figures."""
     runs = store.runs(experiment=experiment, status="FINISHED")
@@ -68,6 +102,12 @@ def print_suite(store, suite: str, experiment: str) -> None:
                         "train_examples_per_sec", "samples_per_sec", "sampler_speedup", "param_count") if c in table]
     with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:.4g}".format):
         print(table[cols].to_string(index=False))
+    quality = [c for c in SAMPLE_COLUMNS if c in table]
+    if quality:  # zoo.sample_metrics: bars' exact KL/TV of the sample histogram, else feature-space figures
+        print("  sample quality (zoo.sample_metrics; *_floor: an exact sampler at the same N):")
+        with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format",
+                               "{:.4g}".format):
+            print(table[["label", "seed"] + quality].to_string(index=False))
     for s, label, metric, op, target, what in TARGETS:
         rows = table[table["label"] == label] if s == suite else table.iloc[0:0]
         if rows.empty or metric not in rows:
@@ -102,6 +142,7 @@ def main(argv=None) -> int:
             from experiments.runner import run_experiment
 
             run_experiment(cfg, store, out=args.out, reuse_finished=True)
+            backfill_sample_metrics(store, cfg.name, cfg)
         print_suite(store, suite, cfg.name)
     print(f"\nstore: {store.url}")
     return 0

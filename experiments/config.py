@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from zoo.registry import config_dict, make_config
+from zoo.registry import added_field, config_dict, make_config
 
 
 @dataclasses.dataclass
@@ -41,6 +41,9 @@ class EvalConfig:
     is_examples: int | None = None  # evaluate log_prob_is on the first N test images (None = all)
     n_samples: int = 64  # size of the saved sample grid
     split: str = "test"
+    # samples behind the sample-quality metrics (zoo.sample_metrics: fcd, kid, precision/recall, ...;
+    # bars: exact KL/TV); 0 = skip. Lower it where sampling is slow (PixelCNN on 28x28).
+    metric_samples: int = added_field(1000)
 
 
 @dataclasses.dataclass

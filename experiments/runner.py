@@ -142,6 +142,10 @@ def _save_outputs(cfg, model, dataset, store, run_id, run_dir, seed):
     grid(samples, dataset.levels).save(run_dir / "samples.png")
     store.log_artifact(run_id, "samples_npy", str(run_dir / "samples.npy"))
     store.log_artifact(run_id, "samples_png", str(run_dir / "samples.png"))
+    if e.metric_samples:  # sample quality next to the likelihoods (zoo.sample_metrics)
+        from zoo.sample_metrics import draw_samples, sample_metrics
+        drawn = draw_samples(model, e.metric_samples, seed=seed, batch_size=e.batch_size)
+        store.log_metrics(run_id, e.split, sample_metrics(dataset, drawn, split=e.split, seed=seed))
     throughput = store.history([run_id]).query("name == 'examples_per_sec'")["value"]
     store.log_metrics(run_id, "train", [("samples_per_sec", speed, None),
                                         ("train_examples_per_sec", float(throughput.median()), None)]
