@@ -1,11 +1,13 @@
-"""Evaluation helpers: the population NLL on bars against oracle and uniform models."""
+"""Evaluation: the population NLL on bars against oracle and uniform models; one row per metric."""
 import math
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
+import zoo
 from zoo import data
-from zoo.evaluation import population_rows
+from zoo.evaluation import evaluate, population_rows
 
 
 class _Known:
@@ -31,3 +33,20 @@ def test_population_nll_is_the_entropy_for_the_truth_and_kl_for_others():
     assert math.isclose(uniform["pop_nll"], 16 * math.log(2), rel_tol=1e-5)  # KL(p || uniform) = 16 ln 2 - H
     assert math.isclose(uniform["pop_gap"], 16 * math.log(2) - bars.entropy, rel_tol=1e-4)
     assert population_rows(_Known(bars.true_log_prob), data.load("digits")) == []  # only where p is known
+
+
+@pytest.mark.parametrize("name", zoo.list_models())
+def test_evaluate_gives_each_metric_once(name):
+    bars = data.load("bars", n_train=64, n_valid=16, n_test=16)
+    rows = evaluate(zoo.build_model(name, bars), bars, batch_size=16)
+    names = [n for n, _, _ in rows]
+    assert len(names) == len(set(names)) and ("nll" in names or zoo.build_model(name, bars).likelihood == "none")
+
+
+def test_store_rejects_repeated_metric_names(tmp_path):
+    from zoo.results import open_store
+
+    store = open_store(str(tmp_path / "s.sqlite"))
+    run = store.start_run(experiment="e", model="m", label="m", dataset="bars", seed=0, config={}, run_key="k")
+    with pytest.raises(ValueError, match="repeat.*'nll'"):
+        store.log_metrics(run, "test", [("nll", 1.0, "exact"), ("nll", 1.0, "exact")])

@@ -25,6 +25,9 @@ def _batched_terms(model, x, batch_size, seed):
     return {name: np.concatenate(v).astype(np.float64) for name, v in out.items()}
 
 
+HEADLINE = ("nll", "log_prob", "bits_per_dim", "nll_se")
+
+
 def evaluate(model, dataset, split="test", batch_size=500, is_k=0, is_examples=None, seed=0):
     """Metrics of `model` on `dataset.split(split)` as a list of (name, value, kind) rows.
 
@@ -42,7 +45,7 @@ def evaluate(model, dataset, split="test", batch_size=500, is_k=0, is_examples=N
         rows += [("nll", nll.mean(), kind), ("log_prob", -nll.mean(), kind),
                  ("bits_per_dim", bits_per_dim(-nll.mean(), model.num_dims), kind),
                  ("nll_se", nll.std(ddof=1) / np.sqrt(len(nll)) if len(nll) > 1 else np.nan, None)]
-        rows += [(name, v.mean(), kind) for name, v in terms.items()]
+        rows += [(name, v.mean(), kind) for name, v in terms.items() if name not in HEADLINE]  # (a lone "nll" term)
     if is_k and _has_is(model):
         xi = x[:is_examples] if is_examples else x
         t0 = time.perf_counter()

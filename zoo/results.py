@@ -162,6 +162,10 @@ class Store:
         items = [(k, v, kind) for k, v in metrics.items()] if isinstance(metrics, dict) else list(metrics)
         if not items:
             return
+        names = [n for n, _, _ in items]
+        if len(set(names)) < len(names):
+            raise ValueError(f"log_metrics: metric names repeat in one call: "
+                             f"{sorted({n for n in names if names.count(n) > 1})}; give each metric its own name")
         m = metrics_table.c
         with self.engine.begin() as conn:
             conn.execute(metrics_table.delete().where(
