@@ -122,6 +122,11 @@ def run_one(cfg, spec, seed, dataset, store, out: Path, extra_callbacks=()) -> i
 REPORT_EXAMPLES = 200  # test images behind the bound-anatomy reports (IS vs k, pixel NLL map, ...)
 
 
+def _fixed_subset(x, n):
+    """The same `n` images of `x` for every run, drawn at random (some test splits are ordered)."""
+    return x[np.sort(np.random.default_rng(0).permutation(len(x))[:n])]
+
+
 def _save_outputs(cfg, model, dataset, store, run_id, run_dir, seed):
     """Weights, samples, history CSV, then the test metrics, all recorded in the store."""
     from zoo.evaluation import evaluate, reports, sampler_comparison, sampling_speed
@@ -150,7 +155,7 @@ def _save_outputs(cfg, model, dataset, store, run_id, run_dir, seed):
     store.log_metrics(run_id, "train", [("samples_per_sec", speed, None),
                                         ("train_examples_per_sec", float(throughput.median()), None)]
                       + sampler_comparison(model, seed=seed))
-    for name, table in reports(model, dataset.split(e.split)[:REPORT_EXAMPLES], seed=seed).items():
+    for name, table in reports(model, _fixed_subset(dataset.split(e.split), REPORT_EXAMPLES), seed=seed).items():
         table.to_csv(run_dir / f"{name}.csv", index=False)
         store.log_artifact(run_id, f"report_{name}", str(run_dir / f"{name}.csv"))
     summary = ", ".join(f"{n}={v:.4g}" for n, v, _ in rows if n in ("nll", "bits_per_dim", "is_nll"))
