@@ -10,4 +10,5 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: long-running (minutes); deselect with -m 'not slow'")
+    config.addinivalue_line("markers", "e2e: the dashboard in headless Chromium (skipped without /usr/bin/chromium)")
     config.addinivalue_line("filterwarnings", "ignore::DeprecationWarning")

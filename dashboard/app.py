@@ -1,0 +1,52 @@
+"""The zoo's dashboard: leaderboard, samples, curves, bound anatomy, teaching pages, latent explorer.
+
+    streamlit run dashboard/app.py                      # experiments/results.sqlite (or $ZOO_DB)
+    streamlit run dashboard/app.py -- --db URL          # any store the runner's --db takes
+
+Pages read the store through `zoo.results` only (dashboard/data.py), cached; no TensorFlow is
+imported until a model is loaded (Explore, the seed redraw on Samples).
+"""
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `streamlit run` puts dashboard/, not the repo, on the path
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
+
+from dashboard import data  # noqa: E402
+
+st.set_page_config(page_title="Generative-model zoo", page_icon=":material/science:", layout="wide")
+V = Path(__file__).parent / "views"
+
+
+def page(file, title, icon, **kw):
+    return st.Page(str(V / file), title=title, icon=f":material/{icon}:", **kw)
+
+
+nav = st.navigation({
+    "Results": [page("leaderboard.py", "Leaderboard", "leaderboard", default=True),
+                page("samples.py", "Samples", "grid_view"), page("curves.py", "Curves", "show_chart"),
+                page("anatomy.py", "Bound anatomy", "stacked_bar_chart")],
+    "Teach": [page("teach_bars.py", "The bars", "view_column"), page("teach_vae.py", "VAE and IWAE", "blur_on"),
+              page("teach_pixelcnn.py", "PixelCNN", "apps"), page("teach_flow.py", "Flow", "swap_horiz"),
+              page("teach_diffusion.py", "Diffusion", "grain"), page("teach_gan.py", "GAN", "sports_kabaddi")],
+    "Explore": [page("explore.py", "Latent explorer", "explore")],
+})
+
+url = data.db_url()
+runs = data.runs(url)
+with st.sidebar:
+    datasets = sorted(set(runs["dataset"]))
+    if datasets:
+        if st.session_state.get("dataset") not in datasets:
+            st.session_state["dataset"] = "bars" if "bars" in datasets else datasets[0]
+        st.selectbox("Dataset", datasets, key="dataset")
+        counts = runs[runs["dataset"] == st.session_state["dataset"]]["status"].value_counts()
+        st.caption(" · ".join(f"{n} {s.lower()}" for s, n in counts.items()))
+    st.caption(f"Store: `{url}`")
+    if st.button("Reload the store", icon=":material/refresh:"):
+        st.cache_data.clear()
+        st.rerun()
+nav.run()

@@ -1,0 +1,248 @@
+"""What the dashboard reads, in one module: the results store through `zoo.results` only (cached
+with st.cache_data, so a page rerun does not hit the database), the files its artifacts name (PNG
+grids, report CSVs) and the real images of a run's dataset (`zoo.data`, TensorFlow-free).
+Only `load_model` / `redraw` import TensorFlow, lazily (Explore and the seed redraw).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+import streamlit as st
+
+from zoo import results
+
+REPO = Path(__file__).resolve().parent.parent
+TTL = 30  # seconds a cached store read lives: new epochs and runs appear without a restart
+QUICK_RUN = "python -m experiments run experiments/configs/quick_digits.yaml"
+KINDS = {  # likelihood kind -> (badge, colour); a bound is not an exact value (see the leaderboard)
+    "exact": ("exact", "#2e7d32"), "elbo": ("ELBO", "#ef6c00"), "iwae": ("IWAE", "#1565c0"),
+    "vlb": ("VLB", "#6a1b9a"), "ais": ("AIS", "#c62828"), "none": ("n/a", "#757575")}
+FAMILIES = ("VAE", "Flow", "PixelCNN", "Diffusion", "GAN")
+_FAMILY_KEYS = (("vae", "VAE"), ("iwae", "VAE"), ("flow", "Flow"), ("nvp", "Flow"), ("glow", "Flow"),
+                ("pixelcnn", "PixelCNN"), ("diffusion", "Diffusion"), ("ddpm", "Diffusion"), ("vdm", "Diffusion"),
+                ("gan", "GAN"))  # registry-name substrings -> family
+LATENT_FAMILIES = ("VAE", "Flow")  # those with encode / decode (Explore)
+# sample-quality metrics (zoo.sample_metrics): shown when a run has them, never required
+SAMPLE_METRICS = ("fcd", "fd_ae", "kid", "precision", "recall", "nn_train_dist", "nn_closer_than_test",
+                  "kl_emp_true", "tv_emp_true", "bars_kl", "bars_tv")
+
+
+# --- which store ------------------------------------------------------------------------------
+def db_url(argv=None) -> str:
+    """`--db URL` (after `--` on the streamlit command line), else $ZOO_DB, else the default store."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--db", default=None)
+    args, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    return str(args.db or os.environ.get("ZOO_DB") or results.DEFAULT_DB)
+
+
+def _missing_sqlite(url: str) -> bool:
+    """True for a SQLite file that does not exist (the dashboard never creates one)."""
+    if "://" not in url:
+        return not Path(url).expanduser().exists()
+    u = sa.make_url(url)
+    db = u.database or ""
+    return u.get_backend_name() == "sqlite" and db not in ("", ":memory:") and not db.startswith("file:") \
+        and not Path(db).expanduser().exists()
+
+
+def _store(url: str):
+    """The store at `url`; for a missing SQLite file a fresh empty in-memory one (typed empty frames)."""
+    return results.open_store("sqlite://") if _missing_sqlite(url) else _open_store(url)
+
+
+@st.cache_resource(show_spinner=False)
+def _open_store(url: str):
+    return results.open_store(url)
+
+
+# --- labels ---------------------------------------------------------------------------------
+def family(model: str, likelihood=None) -> str:
+    """The family a registry name belongs to (vae and iwae are both "VAE")."""
+    name = str(model).lower()
+    for key, fam in _FAMILY_KEYS:
+        if key in name:
+            return fam
+    return {"vlb": "Diffusion", "none": "GAN"}.get(likelihood, str(model))
+
+
+def badge(kind, k=None) -> str:
+    """The kind of number a run reports: exact / ELBO / IWAE-k / VLB / AIS / n/a ("?" before it is known)."""
+    if not isinstance(kind, str):
+        return "?"
+    label = KINDS.get(kind, (kind, None))[0]
+    return f"{label}-{int(k)}" if kind == "iwae" and k is not None and pd.notna(k) else label
+
+
+def badge_colour(label: str) -> str:
+    base = label.split("-")[0]
+    return next((c for lab, c in KINDS.values() if lab == base), "#9e9e9e")
+
+
+def _json(text) -> dict:
+    try:
+        return json.loads(text) if isinstance(text, str) else {}
+    except ValueError:
+        return {}
+
+
+# --- cached store reads -----------------------------------------------------------------------
+@st.cache_data(ttl=TTL, show_spinner=False)
+def runs(url: str) -> pd.DataFrame:
+    """Every run, plus `family`, `k` (IWAE's training k), `badge`, `name` ("#3 vae s0") and
+    `data_options` (the dataset entry of its config as JSON, for `real_images`)."""
+    df = _store(url).runs()
+    cfg = df["config"].map(_json)
+    df["k"] = cfg.map(lambda c: (c.get("hparams") or {}).get("k"))
+    df["family"] = [family(m, lk) for m, lk in zip(df["model"], df["likelihood"])]
+    df["badge"] = [badge(lk, k) for lk, k in zip(df["likelihood"], df["k"])]
+    df["name"] = [f"#{i} {lab} s{s}" for i, lab, s in zip(df["run_id"], df["label"], df["seed"])]
+    df["data_options"] = [json.dumps(c.get("dataset") or {"name": d}, sort_keys=True)
+                          for c, d in zip(cfg, df["dataset"])]
+    return df
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def wide(url: str) -> pd.DataFrame:
+    """`runs(url)` plus one column per test metric and the train-split speed metrics."""
+    df, m = runs(url), _store(url).metrics()
+    for split in ("test", "train"):
+        part = m[m["split"] == split].pivot(index="run_id", columns="name", values="value")
+        part = part[[c for c in part.columns if c not in df.columns]]
+        df = df.merge(part, how="left", left_on="run_id", right_index=True)
+    return df
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def history(url: str, run_ids: tuple) -> pd.DataFrame:
+    """Per-epoch values (run_id, epoch, name, value) of `run_ids`."""
+    return _store(url).history(list(run_ids))
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def artifacts(url: str) -> pd.DataFrame:
+    return _store(url).artifacts()
+
+
+def artifact(arts: pd.DataFrame, run_id: int, name: str) -> Path | None:
+    """The file of artifact `name` of a run, or None when it was not recorded or is gone.
+    A relative path (the runner's default `--out runs`) is tried from here and from the repo."""
+    rows = arts[(arts["run_id"] == run_id) & (arts["name"] == name)]
+    if rows.empty:
+        return None
+    path = Path(rows["path"].iloc[0]).expanduser()
+    return next((p for p in (path, REPO / path) if p.exists()), None)
+
+
+@st.cache_data(show_spinner=False)
+def report(path: str, mtime: float) -> pd.DataFrame:
+    """A report CSV (`mtime` keys the cache, so a rewritten file is read again)."""
+    return pd.read_csv(path)
+
+
+def run_report(arts, run_id, name) -> pd.DataFrame | None:
+    path = artifact(arts, run_id, f"report_{name}")
+    return None if path is None else report(str(path), path.stat().st_mtime)
+
+
+# --- data sets (no TensorFlow) ----------------------------------------------------------------
+def _offline(name: str) -> bool:
+    """Whether `zoo.data.load(name)` can work from local files (never start a download here)."""
+    from zoo import data
+
+    if name == "binarized_mnist":
+        dirs = [os.environ.get("ZOO_DATA_DIR"), data.cache_dir()]
+        return any(d and (Path(d).expanduser() / data.BMNIST_FILE).exists() for d in dirs)
+    root = data.keras_cache_dir()
+    if name == "mnist":
+        return (root / "mnist.npz").exists()
+    if name == "fashion_mnist":
+        return all((root / "fashion-mnist" / f).exists() for f in data.FASHION_FILES)
+    if name == "cifar10":
+        return any(all((root / d / f).exists() for f in data.CIFAR_FILES) for d in data.CIFAR_DIRS)
+    return name in data.list_datasets()
+
+
+@st.cache_data(show_spinner="Loading real images ...", max_entries=8)
+def real_images(data_options: str, split: str = "test", n: int = 16):
+    """(first `n` images of `split`, levels) of a run's dataset, or None when it is not on disk."""
+    from zoo import data
+
+    opts = json.loads(data_options)
+    name = opts.pop("name", None)
+    if not name or not _offline(name):
+        return None
+    try:
+        ds = data.load(name, **opts)
+    except (OSError, ValueError):
+        return None
+    return ds.split(split)[:n], ds.levels
+
+
+@st.cache_data(show_spinner=False)
+def bars_entropy(noise: float = 0.1) -> float:
+    """H(p) of Paquet's bars in nats: the lowest test NLL any model can have in expectation."""
+    from zoo import data
+
+    return data.load("bars", noise=noise, n_train=1, n_valid=1, n_test=1).entropy
+
+
+# --- the leaderboard --------------------------------------------------------------------------
+def leaderboard(w: pd.DataFrame, aggregate: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(ranked, apart): FINISHED runs ranked by test nats (a likelihood-free model gets no rank and
+    NaN, shown "n/a"); everything else (FAILED, DIVERGED, RUNNING) apart, never ranked. With
+    `aggregate`, one ranked row per (experiment, label): means over seeds and the seed sd."""
+    fin, rest = w[w["status"] == "FINISHED"], w[w["status"] != "FINISHED"]
+    col = lambda name: fin[name] if name in fin else np.nan  # noqa: E731
+    t = pd.DataFrame({"run": fin["run_id"], "experiment": fin["experiment"], "model": fin["label"],
+                      "family": fin["family"], "kind": fin["badge"], "seed": fin["seed"],
+                      "nats": col("nll"), "± se": col("nll_se"), "bits/dim": col("bits_per_dim"),
+                      "IS-NLL": col("is_nll"), "IS k": col("is_k"),
+                      "gap to optimum": col("nll") - col("data_nll"), "population gap": col("pop_gap")})
+    for name in SAMPLE_METRICS:
+        t[name] = col(name)
+    t["params"], t["train s"], t["samples/s"] = col("param_count"), col("wall_time"), col("samples_per_sec")
+    t.loc[fin["likelihood"] == "none", ["nats", "± se", "bits/dim", "gap to optimum", "population gap"]] = np.nan
+    optional = ["IS-NLL", "IS k", "gap to optimum", "population gap", *SAMPLE_METRICS]
+    t = t.drop(columns=[c for c in optional if t[c].isna().all()])
+    if aggregate and not t.empty:
+        keys = ["experiment", "model", "family", "kind"]
+        num = [c for c in t.columns if c not in keys + ["run", "seed", "± se"]]
+        g = t.groupby(keys, sort=False)
+        agg = g[num].mean()
+        agg.insert(1, "± sd", g["nats"].std())
+        agg.insert(0, "seeds", g.size())
+        t = agg.reset_index()
+    t = t.sort_values("nats", na_position="last").reset_index(drop=True)
+    t.insert(0, "rank", t["nats"].rank(method="min").astype("Int64"))
+    apart = pd.DataFrame({"run": rest["run_id"], "experiment": rest["experiment"], "model": rest["label"],
+                          "family": rest["family"], "status": rest["status"], "seed": rest["seed"],
+                          "epochs done": rest["epochs_done"],
+                          "error": rest["error"].map(lambda e: e.strip().splitlines()[-1][:200]
+                                                     if isinstance(e, str) and e.strip() else "")})
+    return t, apart.reset_index(drop=True)
+
+
+# --- models (TensorFlow, lazily) --------------------------------------------------------------
+@st.cache_resource(show_spinner="Loading the model (imports TensorFlow on first use) ...", max_entries=4)
+def load_model(path: str):
+    """keras.saving.load_model of a run's `model` artifact, after registering the zoo's families."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    import zoo.models  # noqa: F401  (the @register decorators make the .keras file loadable)
+
+    return keras.saving.load_model(path)
+
+
+@st.cache_data(show_spinner="Sampling ...", max_entries=32)
+def redraw(path: str, n: int, seed: int) -> np.ndarray:
+    """`n` fresh samples, uint8 [n, H, W, C]; equal seeds give equal samples (the contract)."""
+    return np.asarray(load_model(path).sample(int(n), seed=int(seed)))

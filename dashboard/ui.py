@@ -1,0 +1,162 @@
+"""Shared page pieces: the page preamble (store, dataset, empty-store note), run pickers, images
+with placeholders, and the Altair charts several pages draw. No TensorFlow here."""
+from __future__ import annotations
+
+import io
+
+import altair as alt
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from dashboard import data
+from zoo.images import grid
+
+
+def start(title: str, caption: str = "", stop: bool = True) -> tuple[str, pd.DataFrame]:
+    """Title, then (store URL, runs of the dataset chosen in the sidebar); an empty store shows how to
+    fill it, then stops the page (or, with `stop=False`, goes on with no runs)."""
+    st.title(title)
+    if caption:
+        st.caption(caption)
+    url = data.db_url()
+    r = data.runs(url)
+    if r.empty:
+        empty_store(url)
+        if stop:
+            st.stop()
+        return url, r
+    dataset = st.session_state.get("dataset")
+    return url, r[r["dataset"] == (dataset if dataset in set(r["dataset"]) else r["dataset"].iloc[0])]
+
+
+def empty_store(url: str) -> None:
+    st.info(f"No runs in this store yet ({url}). Train the quick comparison (every family on the 8x8 "
+            "digits, a few minutes on 2 CPU cores), then reload this page:")
+    st.code(f"{data.QUICK_RUN} --db {url}\nstreamlit run dashboard/app.py -- --db {url}", language="bash")
+
+
+def no_runs(fam: str) -> None:
+    st.info(f"No runs of this family ({fam}) yet on this dataset.")
+
+
+def finished(r: pd.DataFrame, fam: str | None = None) -> pd.DataFrame:
+    r = r[r["status"] == "FINISHED"]
+    return r if fam is None else r[r["family"] == fam]
+
+
+def pick_runs(r: pd.DataFrame, label: str, key: str, default: int = 6) -> pd.DataFrame:
+    names = list(r["name"])
+    chosen = st.multiselect(label, names, default=names[:default], key=key)
+    return r[r["name"].isin(chosen)]
+
+
+def pick_run(r: pd.DataFrame, label: str, key: str, by: pd.DataFrame | None = None) -> pd.Series:
+    """One run (the best test nats first when `by`, the wide frame, is given)."""
+    if by is not None and "nll" in by:
+        r = r.assign(_nll=r["run_id"].map(by.set_index("run_id")["nll"])).sort_values("_nll")
+    name = st.selectbox(label, list(r["name"]), key=key)
+    return r[r["name"] == name].iloc[0]
+
+
+def kind_badges(labels) -> None:
+    st.markdown(" ".join(f":{_md_colour(b)}-badge[{b}]" for b in dict.fromkeys(labels)))
+
+
+def _md_colour(label: str) -> str:
+    return {"exact": "green", "ELBO": "orange", "IWAE": "blue", "VLB": "violet", "AIS": "red"}.get(
+        label.split("-")[0], "gray")
+
+
+# --- images -----------------------------------------------------------------------------------
+def png(images, levels: int, ncols: int | None = None) -> bytes:
+    """uint8 (or float) images `[N, H, W, C]` in [0, levels-1] -> PNG bytes of one grid."""
+    buf = io.BytesIO()
+    grid(np.clip(np.asarray(images, np.float32), 0, levels - 1), levels, ncols=ncols).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def image(path, caption: str) -> None:
+    """The image file at `path`, or a placeholder saying it is missing."""
+    if path is not None and path.exists():
+        st.image(str(path), caption=caption, width="stretch", output_format="PNG")
+    else:
+        placeholder(caption)
+
+
+def placeholder(caption: str, why: str = "no image recorded for this run (missing artifact)") -> None:
+    with st.container(border=True):
+        st.markdown(f"**{caption}**  \n:gray[{why}]")
+
+
+def real_row(run: pd.Series, n: int = 16, caption: str = "real test images") -> tuple | None:
+    got = data.real_images(run["data_options"], "test", n)
+    if got is None:
+        placeholder(caption, f"the {run['dataset']} data is not on this machine")
+    else:
+        st.image(png(*got), caption=caption, width="stretch", output_format="PNG")
+    return got
+
+
+# --- charts -----------------------------------------------------------------------------------
+def lines(df: pd.DataFrame, x: str, y: str, color: str, log_y: bool = False, dash: str | None = None,
+          log_x: bool = False, rule: float | None = None, height: int = 260) -> alt.Chart:
+    """Lines of `y` against `x` per `color` (and `dash`); an optional horizontal reference rule."""
+    yscale = alt.Scale(type="log" if (df[y] > 0).all() else "symlog") if log_y else alt.Scale(zero=False)
+    xaxis = alt.Axis(format="d", tickMinStep=1) if x == "epoch" else alt.Axis()
+    enc = dict(x=alt.X(x, scale=alt.Scale(type="log") if log_x else alt.Scale(), axis=xaxis),
+               y=alt.Y(y, scale=yscale), color=color, tooltip=[color, x, y])
+    if dash:
+        enc["strokeDash"] = dash
+    chart = alt.Chart(df).mark_line(point=len(df) < 200).encode(**enc).properties(height=height)
+    if rule is not None:
+        chart += alt.Chart(pd.DataFrame({y: [rule]})).mark_rule(strokeDash=[4, 4], color="gray").encode(y=y)
+    return chart
+
+
+def terms_bars(w: pd.DataFrame, runs: pd.DataFrame, terms: list[str]) -> alt.Chart | None:
+    """Stacked bars of each run's test nll terms (they sum to -log P(x), the run's nats)."""
+    sub = w[w["run_id"].isin(runs["run_id"])]
+    terms = [t for t in terms if t in sub]
+    if sub.empty or not terms:
+        return None
+    long = sub.melt(id_vars=["name"], value_vars=terms, var_name="term", value_name="nats").dropna()
+    return alt.Chart(long).mark_bar().encode(y=alt.Y("name", title=None), x="nats", color="term",
+                                             tooltip=["name", "term", "nats"]).properties(height=alt.Step(32))
+
+
+def heatmap(df: pd.DataFrame, title: str) -> alt.Chart:
+    """report_pixel_nll (row, col, channel, nats) as a heat map, one panel per channel."""
+    base = alt.Chart(df).mark_rect().encode(
+        x=alt.X("col:O", title="column"), y=alt.Y("row:O", title="row"),
+        color=alt.Color("nats:Q", scale=alt.Scale(scheme="viridis")), tooltip=["row", "col", "channel", "nats"])
+    step = max(8, min(40, 320 // (int(df["col"].max()) + 1)))  # square cells, about 320 px a side
+    chart = base.properties(width=alt.Step(step), height=alt.Step(step), title=title)
+    return chart.facet(column="channel:O") if df["channel"].nunique() > 1 else chart
+
+
+# --- teaching pages ---------------------------------------------------------------------------
+def live_run(url: str, r: pd.DataFrame, fam: str):
+    """Pick one finished run of `fam` (best first) -> (run, its test metrics), or None after a note."""
+    runs = finished(r, fam)
+    if runs.empty:
+        no_runs(fam)
+        return None
+    w = data.wide(url)
+    run = pick_run(runs, "Live numbers from run", key=f"teach_{fam}", by=w)
+    return run, w.set_index("run_id").loc[run["run_id"]]
+
+
+def metric(col, label: str, m: pd.Series, name: str, help: str | None = None) -> None:
+    """A metric tile; a missing value shows "n/a", never 0."""
+    v = m.get(name)
+    col.metric(label, "n/a" if v is None or pd.isna(v) else f"{v:.4g}", help=help)
+
+
+def pictures(url: str, run: pd.Series) -> None:
+    """The run's saved samples beside real test images."""
+    c1, c2 = st.columns(2)
+    with c1:
+        real_row(run)
+    with c2:
+        image(data.artifact(data.artifacts(url), run["run_id"], "samples_png"), f"samples of {run['name']}")

@@ -1,0 +1,98 @@
+"""Bound anatomy: where each family's number comes from, from its terms and saved reports."""
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from dashboard import data, ui
+
+url, r = ui.start("Bound anatomy", "Each family's -log P(x) taken apart: the terms it sums (test means, nats) "
+                  "and the reports the runner saved.")
+w, arts = data.wide(url), data.artifacts(url)
+fin = ui.finished(r)
+truth = float(w.loc[w["run_id"].isin(fin["run_id"]), "data_nll"].mean()) if "data_nll" in w else None
+truth = truth if truth == truth else None  # NaN -> None
+tabs = st.tabs(["VAE", "IS vs k", "Flow", "PixelCNN", "Diffusion", "GAN"])
+
+
+def reports(runs, name):
+    """{run name: report frame} of the runs that saved report_<name>."""
+    got = {run["name"]: data.run_report(arts, run["run_id"], name) for _, run in runs.iterrows()}
+    return {k: v for k, v in got.items() if v is not None}
+
+
+with tabs[0]:
+    st.markdown(r"$-\mathrm{ELBO}$ = **distortion** $-\mathbb{E}_q\log p(x|z)$ + **rate** "
+                r"$\mathrm{KL}(q(z|x)\,\|\,p(z))$, the nats the code carries. Runs on one dashed diagonal have "
+                "the same ELBO; IWAE adds iw_gain <= 0.")
+    v = w[w["run_id"].isin(ui.finished(r, "VAE")["run_id"])]
+    if v.empty:
+        ui.no_runs("VAE")
+    else:
+        pts = alt.Chart(v).mark_point(filled=True, size=90).encode(
+            x=alt.X("rate:Q", title="rate (nats)"), y=alt.Y("distortion:Q", title="distortion (nats)"),
+            color="name:N", tooltip=["name", "rate", "distortion", "nll"])
+        span = (0.0, 1.5 * float(v["rate"].max()) + 0.5)  # the diagonals near the runs only
+        iso = pd.DataFrame([{"name": n, "rate": x, "distortion": e - x} for n, e in zip(v["name"], v["nll"])
+                            for x in span])
+        diag = alt.Chart(iso).mark_line(strokeDash=[3, 3], opacity=0.4).encode(x="rate", y="distortion", color="name")
+        st.altair_chart((diag + pts).properties(height=320), width="stretch")
+        st.altair_chart(ui.terms_bars(w, v, ["distortion", "rate", "iw_gain"]), width="stretch")
+
+with tabs[1]:
+    st.markdown(r"$\log p(x) \ge \mathcal{L}_k = \mathbb{E}\log\frac{1}{k}\sum_i \frac{p(x,z_i)}{q(z_i|x)}$, "
+                r"rising with k towards log p(x) (Burda et al. 2016). Mean $-\mathcal{L}_k$ over test images; "
+                "dashed: the true NLL where known (bars).")
+    got = reports(fin, "is_vs_k")
+    if not got:
+        ui.no_runs("with an importance-sampling estimate (VAE, IWAE, flow)")
+    else:
+        df = pd.concat([d.assign(run=n) for n, d in got.items()])
+        st.altair_chart(ui.lines(df, "k", "nll", "run", log_x=True, rule=truth), width="stretch")
+
+with tabs[2]:
+    st.markdown(r"$-\log p(x)$ = **prior** $-\log\mathcal{N}(f(y))$ + **logdet** $-\log|\det\partial f/\partial y|$ "
+                r"(the flow's volume change) + **logit** (the fixed data transform) + **dequantization** "
+                r"$\log q(u|x)$ (0 for uniform noise).")
+    f = ui.finished(r, "Flow")
+    chart = ui.terms_bars(w, f, ["prior", "logdet", "logit", "dequantization"])
+    if chart is None:
+        ui.no_runs("Flow")
+    else:
+        st.altair_chart(chart, width="stretch")
+
+with tabs[3]:
+    st.markdown(r"$-\log p(x) = \sum_t -\log p(x_t \mid x_{<t})$: each pixel's share of the exact NLL, "
+                "averaged over test images (raster order: left to right, top to bottom).")
+    got = reports(ui.finished(r, "PixelCNN"), "pixel_nll")
+    if not got:
+        ui.no_runs("PixelCNN")
+    for n, df in got.items():
+        st.altair_chart(ui.heatmap(df, f"{n}: {df['nats'].sum():.3f} nats in all"), width="content")
+
+with tabs[4]:
+    st.markdown(r"$-\log p(x) \le$ **prior** + **diffusion** + **reconstruction** (the VLB); the diffusion "
+                "term spread over the timesteps t shows where along the noise schedule the bound is paid.")
+    d = ui.finished(r, "Diffusion")
+    got = reports(d, "timestep_loss")
+    if d.empty:
+        ui.no_runs("Diffusion")
+    elif got:
+        df = pd.concat([g.assign(run=n) for n, g in got.items()])
+        st.altair_chart(ui.lines(df, "t", "nats", "run"), width="stretch")
+    chart = ui.terms_bars(w, d, ["prior", "diffusion", "reconstruction"])
+    if chart is not None:
+        st.altair_chart(chart, width="stretch")
+
+with tabs[5]:
+    st.markdown(r"**D(real)** and **D(fake)** over training: the optimal discriminator $D^* = p/(p + p_G)$ is "
+                "1/2 everywhere once $p_G = p$ (dashed). A GAN has no likelihood: its nats are n/a.")
+    g = ui.finished(r, "GAN")
+    h = data.history(url, tuple(int(i) for i in g["run_id"])) if not g.empty else pd.DataFrame()
+    h = h[h["name"].isin(["d_real", "d_fake"])] if not h.empty else h
+    if g.empty:
+        ui.no_runs("GAN")
+    elif h.empty:
+        st.info("These GAN runs recorded no d_real / d_fake.")
+    else:
+        h = h.merge(g[["run_id", "name"]].rename(columns={"name": "run"}), on="run_id")
+        st.altair_chart(ui.lines(h, "epoch", "value", "run", dash="name", rule=0.5), width="stretch")

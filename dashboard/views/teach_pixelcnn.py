@@ -1,0 +1,36 @@
+"""Teach: the PixelCNN's exact likelihood by the chain rule, pixel by pixel."""
+import pandas as pd
+import streamlit as st
+
+from dashboard import data, ui
+
+url, r = ui.start("PixelCNN", "van den Oord et al. 2016 (gated PixelCNN). An exact likelihood: no bound, "
+                  "no latent.", stop=False)
+live = ui.live_run(url, r, "PixelCNN")
+m = live[1] if live else pd.Series(dtype=float)
+
+st.subheader("1. The chain rule: any density is a product of conditionals")
+st.latex(r"p(x) = \prod_{t=1}^{D} p(x_t \mid x_{<t}),\qquad "
+         r"-\log p(x) = \sum_{t=1}^{D} -\log p(x_t \mid x_{<t})")
+st.markdown("Pixels $t$ are taken in raster order (row by row, left to right; R, G, B within a pixel). Each "
+            "conditional is a categorical (or Bernoulli) over the discrete levels, so the sum is the exact NLL "
+            "of the discrete data.")
+st.subheader("2. Masked convolutions keep it causal")
+st.latex(r"h_t = f\big(x_{<t}\big)\ \text{(mask A at the input, mask B after)},\qquad "
+         r"p(x_t \mid x_{<t}) = \mathrm{Cat}\big(x_t;\ \mathrm{softmax}(W h_t)\big)")
+st.markdown("Training evaluates all $D$ conditionals in one pass; sampling must go one pixel at a time.")
+c = st.columns(4)
+ui.metric(c[0], "-log p(x), exact", m, "nll", "the sum of the heat map below")
+ui.metric(c[1], "bits / dim", m, "bits_per_dim", "-log p(x) / (D ln 2)")
+ui.metric(c[2], "samples / s", m, "samples_per_sec", "the fast (row-cached) sampler")
+ui.metric(c[3], "sampler speed-up", m, "sampler_speedup", "fast over the naive one-pixel-per-pass sampler")
+if live:
+    heat = data.run_report(data.artifacts(url), live[0]["run_id"], "pixel_nll")
+    if heat is None:
+        ui.placeholder("per-pixel NLL", "this run saved no report_pixel_nll")
+    else:
+        st.altair_chart(ui.heatmap(heat, f"-log p(x_t | x_<t) per pixel: {heat['nats'].sum():.3f} nats in all"),
+                        width="content")
+        st.caption("Each square is one term of the sum above, averaged over test images: the nats are spent "
+                   "where the past says least about the pixel.")
+    ui.pictures(url, live[0])
