@@ -1,0 +1,320 @@
+"""Gaussian diffusion (Ho et al. 2020, DDPM) with the variational bound of VDM (Kingma et al. 2021)
+on the discrete data; the maths (schedule, q_sample, posterior, reverse steps, bound terms) lives
+in `zoo.diffusion_maths`, this file holds the noise-predicting network, training and samplers.
+
+    x in {0..L-1} -> v = 2 x / (L - 1) - 1 in [-1, 1];  z_t = alpha_t v + sigma_t eps
+    -log P(x) <= prior + diffusion + reconstruction                          (likelihood = "vlb")
+`timesteps` = T > 0: T-step DDPM, the diffusion term is the sum of the T per-step KLs; 0: continuous
+time. t is drawn stratified per example (`t_samples` strata; `eval_t_samples` outside training)
+with one uniform offset per batch spread over the examples (VDM's low-discrepancy sampler).
+
+Denoiser (`denoiser`): "eps" -- the network outputs eps_hat(z_t, t) (Ho et al.); "categorical" --
+the network outputs per-pixel logits over the L levels, added to the Gaussian log-likelihood
+log N(z_t; alpha_t v_k, sigma_t^2), so x_hat = E[v | z_t] and eps_hat = (z_t - alpha_t x_hat) / sigma_t
+(a discrete-data posterior: exact as sigma_t -> 0, the network only has to learn the prior).
+Loss (`loss`): "vlb" the bound itself, "simple" Ho et al.'s E||eps - eps_hat||^2 (eq. 14).
+Networks: "mlp" (residual dense blocks, tiny images) or "unet" (DDPM's: residual blocks with a time
+embedding, stride-2 downsampling, skip connections, optional self-attention in the middle).
+Samplers: ancestral (every step of p(z_s | z_t)) and DDIM (few steps, eta); inpainting replaces the
+known pixels by draws of q(z_s | x) at each step (RePaint, Lugmayr et al. 2022, with `resample` jumps).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers
+
+from zoo import diffusion_maths as dm
+from zoo.contract import GenerativeModel, ModelConfig
+from zoo.registry import register
+
+
+def time_features(t, dim):
+    """Sinusoidal embedding of 1000 t (Vaswani et al. / DDPM) for t in [0, 1], `[B] -> [B, dim]`."""
+    half = dim // 2
+    freqs = tf.exp(-math.log(10000.0) * tf.range(half, dtype=tf.float32) / half)
+    args = 1000.0 * tf.cast(t, tf.float32)[:, None] * freqs[None]
+    return tf.concat([tf.sin(args), tf.cos(args)], axis=-1)
+
+
+def _time_mlp(te, width, act):
+    return layers.Dense(width, activation=act, name="time_1")(layers.Dense(width, activation=act, name="time_0")(te))
+
+
+def mlp_net(data_shape, params, width, depth, time_dim, act, name):
+    """(z [B, H, W, C], time features [B, E]) -> [B, H, W, C, params] through residual dense blocks."""
+    z, te = keras.Input(tuple(data_shape)), keras.Input((time_dim,))
+    temb = _time_mlp(te, width, act)
+    h = layers.Dense(width, name="in")(layers.Flatten()(z))
+    for i in range(depth):
+        r = layers.Dense(width, activation=act, name=f"res{i}_a")(layers.LayerNormalization(name=f"norm{i}")(h))
+        r = layers.Add()([r, layers.Dense(width, name=f"res{i}_t")(temb)])
+        h = layers.Add()([h, layers.Dense(width, name=f"res{i}_b")(layers.Activation(act)(r))])
+    out = layers.Dense(math.prod(data_shape) * params, kernel_initializer="zeros", name="out")(layers.Activation(act)(h))
+    return keras.Model([z, te], layers.Reshape((*data_shape, params))(out), name=name)
+
+
+def _groups(ch):
+    return math.gcd(ch, 8)
+
+
+def _res_block(x, temb, ch, act, name):
+    h = layers.Conv2D(ch, 3, padding="same", name=f"{name}_c0")(
+        layers.Activation(act)(layers.GroupNormalization(_groups(x.shape[-1]), name=f"{name}_n0")(x)))
+    h = layers.Add()([h, layers.Reshape((1, 1, ch))(layers.Dense(ch, name=f"{name}_t")(temb))])
+    h = layers.Conv2D(ch, 3, padding="same", name=f"{name}_c1")(
+        layers.Activation(act)(layers.GroupNormalization(_groups(ch), name=f"{name}_n1")(h)))
+    skip = x if x.shape[-1] == ch else layers.Conv2D(ch, 1, name=f"{name}_skip")(x)
+    return layers.Add()([skip, h])
+
+
+def _attention(x, name, heads=4):
+    hh, ww, ch = x.shape[1:]
+    h = layers.Reshape((hh * ww, ch))(layers.GroupNormalization(_groups(ch), name=f"{name}_n")(x))
+    h = layers.MultiHeadAttention(heads, max(1, ch // heads), name=f"{name}_mha")(h, h)
+    return layers.Add()([x, layers.Reshape((hh, ww, ch))(h)])
+
+
+def unet(data_shape, params, channels, res_blocks, attention, time_dim, act, name):
+    """DDPM's U-Net, one resolution per entry of `channels`: `[B, H, W, C] -> [B, H, W, C, params]`."""
+    h_, w_, c = data_shape
+    if h_ % 2 ** (len(channels) - 1) or w_ % 2 ** (len(channels) - 1):
+        raise ValueError(f"a U-Net with {len(channels)} resolutions needs height and width divisible by "
+                         f"{2 ** (len(channels) - 1)}, got {h_}x{w_}; use fewer `channels` or network='mlp'")
+    z, te = keras.Input(tuple(data_shape)), keras.Input((time_dim,))
+    temb = _time_mlp(te, 4 * channels[0], act)
+    x = layers.Conv2D(channels[0], 3, padding="same", name="in")(z)
+    skips = [x]
+    for lvl, ch in enumerate(channels):
+        for j in range(res_blocks):
+            x = _res_block(x, temb, ch, act, f"down{lvl}_{j}")
+            skips.append(x)
+        if lvl < len(channels) - 1:
+            x = layers.Conv2D(ch, 3, strides=2, padding="same", name=f"down{lvl}")(x)
+            skips.append(x)
+    x = _res_block(x, temb, channels[-1], act, "mid0")
+    x = _attention(x, "mid_attn") if attention else x
+    x = _res_block(x, temb, channels[-1], act, "mid1")
+    for lvl, ch in reversed(list(enumerate(channels))):
+        for j in range(res_blocks + 1):
+            x = _res_block(layers.Concatenate()([x, skips.pop()]), temb, ch, act, f"up{lvl}_{j}")
+        if lvl:
+            x = layers.Conv2D(ch, 3, padding="same", name=f"up{lvl}")(layers.UpSampling2D(2)(x))
+    x = layers.Activation(act)(layers.GroupNormalization(_groups(channels[0]), name="out_n")(x))
+    out = layers.Conv2D(c * params, 3, padding="same", kernel_initializer="zeros", name="out")(x)
+    return keras.Model([z, te], layers.Reshape((h_, w_, c, params))(out), name=name)
+
+
+@dataclasses.dataclass
+class DiffusionConfig(ModelConfig):
+    timesteps: int = 0  # T discrete steps; 0 = continuous time (VDM)
+    schedule: str = "linear"  # linear | cosine (in log-SNR, see zoo.diffusion_maths)
+    gamma_min: float = -10.0  # -log SNR at t = 0 (sets the reconstruction term)
+    gamma_max: float = 8.0  # -log SNR at t = 1 (sets the prior term)
+    denoiser: str = "categorical"  # categorical | eps
+    loss: str = "vlb"  # vlb | simple
+    network: str = "auto"  # auto (unet from 8x8 up, else mlp) | mlp | unet
+    width: int = 256  # mlp
+    depth: int = 3  # mlp residual blocks
+    channels: list = dataclasses.field(default_factory=lambda: [32, 64])  # unet, one per resolution
+    res_blocks: int = 1  # unet residual blocks per resolution
+    attention: bool = False  # unet self-attention at the lowest resolution
+    time_dim: int = 64  # sinusoidal time features
+    activation: str = "silu"
+    t_samples: int = 1  # stratified t per example when training
+    eval_t_samples: int = 16  # ... when evaluating (lower-variance bound per example)
+    sample_steps: int = 1000  # ancestral sampler steps in continuous time (T when discrete)
+    ddim_steps: int = 50  # default DDIM steps
+    jit_compile: bool = False  # XLA on CPU: about a minute to compile the U-Net step, no faster after
+
+
+@register("diffusion")
+class Diffusion(GenerativeModel):
+    """`nll_terms` = {prior: KL(q(z_1|x) || N(0,I)), diffusion: the per-step KLs (or their
+    continuous-time limit), reconstruction: -log p(x | z_0)}; a single-draw estimate of the VLB."""
+
+    likelihood = "vlb"
+    term_names = ("prior", "diffusion", "reconstruction")
+    sample_methods = ("ancestral", "ddim")  # the benchmark times both (fastest last)
+    Config = DiffusionConfig
+
+    def __init__(self, data_shape, levels, **hparams):
+        super().__init__(data_shape, levels, **hparams)
+        hp = self.hp
+        for key, value, valid in (("denoiser", hp.denoiser, ("eps", "categorical")), ("loss", hp.loss, ("vlb", "simple")),
+                                  ("network", hp.network, ("auto", "mlp", "unet"))):
+            if value not in valid:
+                raise ValueError(f"diffusion: unknown {key} {value!r}; choose one of {', '.join(valid)}")
+        if hp.timesteps < 0 or min(hp.t_samples, hp.eval_t_samples, hp.sample_steps, hp.ddim_steps) < 1:
+            raise ValueError("diffusion: timesteps must be >= 0 and t_samples, eval_t_samples, sample_steps, "
+                             "ddim_steps >= 1")
+        self.schedule = dm.NoiseSchedule(hp.schedule, hp.gamma_min, hp.gamma_max)
+        self.values = tf.linspace(-1.0, 1.0, self.levels)  # v_k of each level, [L]
+        p = self.levels if hp.denoiser == "categorical" else 1
+        network = hp.network if hp.network != "auto" else ("unet" if min(self.data_shape[:2]) >= 8 else "mlp")
+        if network == "mlp":
+            self.net = mlp_net(self.data_shape, p, hp.width, hp.depth, hp.time_dim, hp.activation, "denoiser")
+        else:
+            self.net = unet(self.data_shape, p, hp.channels, hp.res_blocks, hp.attention, hp.time_dim,
+                            hp.activation, "denoiser")
+        self.ancestral_steps = hp.timesteps or hp.sample_steps
+        self._reverse_fns = {}
+        self.built = True
+
+    # --- network -------------------------------------------------------------------------------
+    def preprocess(self, x):
+        """uint8 levels -> v in [-1, 1]."""
+        return tf.cast(x, tf.float32) * (2.0 / (self.levels - 1)) - 1.0
+
+    def eps_hat(self, z, t):
+        """The noise prediction eps_hat(z_t, t), `[B, H, W, C]`, for z `[B, H, W, C]` and t `[B]`."""
+        gamma = self.schedule.gamma(t)  # the network sees the log-SNR scaled to [0, 1] (as VDM)
+        scaled = (gamma - self.hp.gamma_min) / (self.hp.gamma_max - self.hp.gamma_min)
+        out = self.net([z, time_features(scaled, self.hp.time_dim)])  # [B, H, W, C, P]
+        if self.hp.denoiser == "eps":
+            return out[..., 0]
+        alpha, sigma = dm.alpha_sigma(dm._bcast(gamma, z))
+        log_lik = -0.5 * tf.square((z[..., None] - alpha[..., None] * self.values) / sigma[..., None])  # [B,H,W,C,L]
+        x_hat = tf.reduce_sum(tf.nn.softmax(out + log_lik, axis=-1) * self.values, axis=-1)
+        return dm.eps_from_x(z, x_hat, gamma)
+
+    # --- the bound -------------------------------------------------------------------------------
+    def _times(self, b, k, seed):
+        """t `[K, B]` in (0, 1]: per example K strata, offsets spread over the batch from one uniform."""
+        u0 = keras.random.uniform([], seed=seed)
+        v = tf.math.floormod(u0 + tf.range(b, dtype=tf.float32) / tf.cast(b, tf.float32), 1.0)  # [B]
+        t = (tf.range(k, dtype=tf.float32)[:, None] + v[None]) / k  # [K, B] in [0, 1)
+        if self.hp.timesteps:  # step i = 1..T, t = i / T
+            t = tf.minimum(tf.floor(t * self.hp.timesteps) + 1.0, self.hp.timesteps) / self.hp.timesteps
+        else:
+            t = 1.0 - t  # (0, 1]
+        return t
+
+    def _diffusion_term(self, xf, t, eps):
+        """w(t)/2 ||eps - eps_hat(z_t, t)||^2 and ||eps - eps_hat||^2, each `[B]`, t `[B]`."""
+        z = dm.q_sample(xf, self.schedule.gamma(t), eps)
+        mse = tf.reduce_sum(tf.square(eps - self.eps_hat(z, t)), axis=[1, 2, 3])
+        return 0.5 * dm.diffusion_weight(self.schedule, t, self.hp.timesteps) * mse, mse
+
+    def _bound(self, x, seed, k):
+        xf = self.preprocess(x)  # [B, H, W, C]
+        b = tf.shape(x)[0]
+        t = self._times(b, k, seed)  # [K, B]
+        eps = keras.random.normal(tf.concat([[k], tf.shape(xf)], 0), seed=seed)  # [K, B, H, W, C]
+        if k == 1:
+            diffusion, mse = self._diffusion_term(xf, t[0], eps[0])
+        else:
+            diffusion, mse = tf.map_fn(lambda a: self._diffusion_term(xf, a[0], a[1]), (t, eps),
+                                       fn_output_signature=(tf.float32, tf.float32))
+            diffusion, mse = tf.reduce_mean(diffusion, 0), tf.reduce_mean(mse, 0)
+        zeros = tf.zeros([b])
+        z_0 = dm.q_sample(xf, self.schedule.gamma(zeros), keras.random.normal(tf.shape(xf), seed=seed))
+        terms = {"prior": dm.prior_kl(xf, self.schedule.gamma(zeros + 1.0)), "diffusion": diffusion,
+                 "reconstruction": dm.reconstruction_nll(x, z_0, self.schedule.gamma(zeros), self.values)}
+        return terms, mse
+
+    def _nll_terms(self, x, seed, training):
+        return self._bound(x, seed, self.hp.t_samples if training else self.hp.eval_t_samples)[0]
+
+    def train_step(self, data):
+        x = data[0] if isinstance(data, (tuple, list)) else data
+        with tf.GradientTape() as tape:
+            terms, mse = self._bound(x, self.seed_generator, self.hp.t_samples)
+            vlb = tf.reduce_mean(tf.add_n(list(terms.values())))  # mean nats per example
+            loss = vlb if self.hp.loss == "vlb" else tf.reduce_mean(mse) / self.num_dims  # Ho et al. L_simple
+        self.optimizer.apply(tape.gradient(loss, self.trainable_weights), self.trainable_weights)
+        self._update_trackers(terms)
+        return {name: t.result() for name, t in self.trackers.items()}
+
+    def reports(self, x, seed=0, grid=50):
+        """timestep_loss: the diffusion term's density at t (nats per unit t, mean over `x`) on a grid
+        of `grid` times; its average over the grid is about the `diffusion` term (T per-step KLs: T L_t)."""
+        import pandas as pd
+
+        x = self.check_input(x)
+        xf = self.preprocess(x)
+        if self.hp.timesteps:
+            t = np.unique(np.round(np.linspace(1, self.hp.timesteps, min(grid, self.hp.timesteps)))) / self.hp.timesteps
+        else:
+            t = (np.arange(grid) + 0.5) / grid
+        gen = keras.random.SeedGenerator(seed)
+        fn = tf.function(lambda tt: self._diffusion_term(xf, tf.fill(tf.shape(xf)[:1], tt),
+                                                         keras.random.normal(tf.shape(xf), seed=gen))[0])
+        nats = [float(tf.reduce_mean(fn(tf.constant(ti, tf.float32)))) for ti in t]
+        log_snr = -self.schedule.gamma(tf.constant(t, tf.float32)).numpy()
+        return {"timestep_loss": pd.DataFrame({"t": t, "log_snr": log_snr, "nats": nats})}
+
+    # --- samplers ------------------------------------------------------------------------------
+    def _grid(self, i, steps):
+        """t_i = i / steps (rounded to the T-step grid when discrete)."""
+        t = tf.cast(i, tf.float32) / tf.cast(steps, tf.float32)
+        return tf.round(t * self.hp.timesteps) / self.hp.timesteps if self.hp.timesteps else t
+
+    def _reverse(self, base, steps, eta, known, mask, ddim, inpaint, resample):
+        """From z_1 ~ N(0, I) down the grid to z_0, then x ~ p(x | z_0); when inpainting, the known pixels
+        (`mask` 1) are re-drawn from q(z_s | known) each step. `base` a stateless seed."""
+        shape = tf.shape(known)
+        init, loop, last = tf.unstack(tf.random.experimental.stateless_split(base, 3))
+        z = tf.random.stateless_normal(shape, seed=init)
+
+        def body(i, z):
+            t, s = self._grid(i, steps), self._grid(i - 1, steps)
+            tb = tf.fill(shape[:1], t)
+            g_t, g_s = self.schedule.gamma(tb), self.schedule.gamma(tf.fill(shape[:1], s))
+            for j in range(resample):
+                seeds = tf.random.experimental.stateless_split(
+                    tf.random.experimental.stateless_fold_in(loop, i * resample + j), 3)
+                noise, eps_hat = tf.random.stateless_normal(shape, seed=seeds[0]), self.eps_hat(z, tb)
+                step = dm.ddim_step(z, eps_hat, g_s, g_t, noise, eta) if ddim else \
+                    dm.ancestral_step(z, eps_hat, g_s, g_t, noise)
+                if inpaint:
+                    z_known = dm.q_sample(known, g_s, tf.random.stateless_normal(shape, seed=seeds[1]))
+                    step = mask * z_known + (1.0 - mask) * step
+                z = dm.forward_step(step, g_s, g_t, tf.random.stateless_normal(shape, seed=seeds[2])) \
+                    if j < resample - 1 else step
+            return i - 1, z
+
+        _, z = tf.while_loop(lambda i, _: i > 0, body, (tf.identity(steps), z))
+        logits = dm.decoder_logits(z, self.schedule.gamma(tf.zeros(shape[:1])), self.values)  # [n, H, W, C, L]
+        draw = tf.random.stateless_categorical(tf.reshape(logits, [-1, self.levels]), 1, seed=last)
+        x = tf.reshape(tf.cast(draw, tf.int32), shape)
+        if inpaint:
+            x = tf.where(mask > 0, tf.cast(tf.round((known + 1.0) * (self.levels - 1) / 2.0), tf.int32), x)
+        return x
+
+    def _run(self, n_or_x, seed, method, steps, eta, mask=None, resample=1):
+        if method not in self.sample_methods:
+            raise ValueError(f"unknown sampling method {method!r}; choose one of {', '.join(self.sample_methods)}")
+        steps = int(steps or (self.ancestral_steps if method == "ancestral" else self.hp.ddim_steps))
+        if self.hp.timesteps and steps > self.hp.timesteps:
+            raise ValueError(f"diffusion: at most T = {self.hp.timesteps} steps for this discrete-time model")
+        key = (method == "ddim", mask is not None, int(resample))
+        if key not in self._reverse_fns:  # one graph per variant, for any number of images
+            images = tf.TensorSpec([None, *self.data_shape], tf.float32)
+            signature = [tf.TensorSpec([2], tf.int32), tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.float32),
+                         images, images]
+            self._reverse_fns[key] = tf.function(lambda *a: self._reverse(*a, *key), input_signature=signature)
+        base = keras.random.randint([2], 0, 2 ** 30, seed=self._seed(seed), dtype="int32")
+        known = tf.zeros([n_or_x, *self.data_shape]) if mask is None else self.preprocess(n_or_x)
+        out = self._reverse_fns[key](base, tf.constant(steps), tf.constant(float(eta)), known,
+                                     tf.zeros_like(known) if mask is None else mask)
+        return tf.cast(tf.clip_by_value(out, 0, self.levels - 1), tf.uint8)
+
+    def sample(self, n: int, seed=None, method: str = "ancestral", steps=None, eta: float = 0.0):
+        """`n` samples, uint8 `[n, H, W, C]`: "ancestral" (every step; T, or `sample_steps` in continuous
+        time) or "ddim" (`steps`, default `ddim_steps`; `eta` 0 deterministic, 1 ancestral-like)."""
+        return self._run(int(n), seed, method, steps, eta)
+
+    def _sample(self, n, seed):
+        return self.sample(n, seed=seed)
+
+    def inpaint(self, x, mask, seed=None, method="ancestral", steps=None, eta=0.0, resample=1):
+        """Fill the pixels where `mask` is False given the others (RePaint): uint8 like `x`; the known
+        pixels come back exactly. `mask` broadcasts to `x` ([B, H, W, C], [H, W, C], ...)."""
+        x = self.check_input(x)
+        mask = tf.cast(tf.broadcast_to(tf.cast(mask, tf.bool), tf.shape(x)), tf.float32)
+        return self._run(x, seed, method, steps, eta, mask=mask, resample=resample)
