@@ -101,6 +101,16 @@ class VAE(GenerativeModel):
         log_px_z, log_pz, log_qz, _ = self._components(x, n, seed)
         return log_px_z + log_pz - log_qz  # [n, B]
 
+    def log_prob_ais(self, x, steps: int, chains: int, seed=None, **ais_kwargs):
+        """AIS estimate of log P(x) `[B]` in nats (Wu et al. 2017, `zoo.ais`): HMC chains annealed
+        from p(z) = N(0, I) to p(z | x) through the decoder's own discrete p(x | z). Like
+        `log_prob_is`, a stochastic lower bound on the same log P(x); the encoder is not used."""
+        from zoo.ais import ais_log_prob
+
+        fn = tf.function(lambda xb, s: ais_log_prob(self.prior, self._log_px_z, xb, steps, chains, seed=s,
+                                                    **ais_kwargs), jit_compile=self.hp.jit_compile)
+        return fn(self.check_input(x), keras.random.randint([2], 0, 2 ** 30, seed=self._seed(seed), dtype="int32"))
+
     def _nll_terms(self, x, seed, training):
         log_px_z, log_pz, log_qz, q = self._components(x, 1, seed)
         rate = tfd.kl_divergence(q, self.prior) if self.hp.kl == "analytic" else (log_qz - log_pz)[0]

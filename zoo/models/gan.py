@@ -1,0 +1,246 @@
+"""GAN (Goodfellow et al. 2014), optionally WGAN-GP (Gulrajani et al. 2017), with an AIS likelihood.
+
+    min_G max_D  E_x log D(x) + E_z log(1 - D(G(z))),  z ~ N(0, I)         (Goodfellow eq. 1)
+    D step, k per G step:   L_D = -log D(x) - log(1 - D(G(z)))   = softplus(-l(x)) + softplus(l(G(z)))
+    G step, non-saturating: L_G = -log D(G(z))                   = softplus(-l(G(z)))   (sec. 3)
+    WGAN-GP: L_D = E D(G(z)) - E D(x) + lambda E (||grad D(x_hat)||_2 - 1)^2,  x_hat = e x + (1-e) G(z),
+             L_G = -E D(G(z))                                                   (Gulrajani alg. 1)
+
+with l the discriminator's logit. As in keras-io's WGAN-GP example, the k D steps of one
+`train_step` reuse its real batch with fresh noise. G ends in tanh: images in [-1, 1], mapped to
+level units u = (g + 1)(L - 1)/2; samples are round(u) as uint8.
+
+A plain GAN has no likelihood (`likelihood = "none"`). With `ais_steps > 0` it reports the AIS
+estimate (Wu et al. 2017, `zoo.ais`) of log P(x) under the discretised Gaussian observation model
+
+    P(x | z) = prod_i N(bin(x_i); u_i(z), obs_sigma^2),  bin(k) = [k - 1/2, k + 1/2],
+    the end bins reaching -inf (k = 0) and +inf (k = L - 1),
+
+so the number is log P of the same discrete data as every other family (`likelihood = "ais"`).
+obs_sigma (in levels) is part of that model: Wu et al. pick it on validation data; here
+`tune_obs_sigma(valid_images)` does so over a grid.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import keras
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from zoo import nets
+from zoo.ais import ais_log_prob
+from zoo.contract import GenerativeModel, ModelConfig
+from zoo.registry import register
+
+tfd = tfp.distributions
+
+
+@dataclasses.dataclass
+class GANConfig(ModelConfig):
+    learning_rate: float = 2e-4  # both optimizers (Adam, beta_1 below), unless d_learning_rate is set
+    d_learning_rate: float | None = None
+    beta_1: float = 0.5  # DCGAN's Adam momentum
+    latent_dim: int = 8
+    network: str = "mlp"  # "mlp" (tiny images) | "dcgan" (strided convolutions, e.g. 28x28)
+    hidden: list = dataclasses.field(default_factory=lambda: [256, 256])  # mlp widths (D uses them reversed)
+    channels: list = dataclasses.field(default_factory=lambda: [64, 128])  # dcgan: one stride-2 stage each
+    loss: str = "ns"  # "ns" (non-saturating) | "wgan-gp"
+    d_steps: int = 1  # k: discriminator steps per generator step
+    gp_weight: float = 10.0  # lambda of WGAN-GP
+    instance_noise: float = 0.0  # std of N(0, s^2) added to D's real and fake inputs ([-1, 1] units)
+    ais_steps: int = 0  # 0: likelihood "none"; > 0: "ais" with this many annealing steps
+    ais_chains: int = 16
+    ais_leapfrog: int = 5  # HMC leapfrog steps per transition
+    obs_sigma: float = 0.5  # std of the Gaussian observation model, in levels (see tune_obs_sigma)
+
+
+@register("gan")
+class GAN(GenerativeModel):
+    """Generator + discriminator trained with two optimizers; `nll_terms` = {nll: -AIS estimate}."""
+
+    Config = GANConfig
+
+    def __init__(self, data_shape, levels, **hparams):
+        super().__init__(data_shape, levels, **hparams)
+        hp = self.hp
+        if hp.network not in ("mlp", "dcgan"):
+            raise ValueError(f"unknown network {hp.network!r}; choose 'mlp' or 'dcgan'")
+        if hp.loss not in ("ns", "wgan-gp"):
+            raise ValueError(f"unknown GAN loss {hp.loss!r}; choose 'ns' or 'wgan-gp'")
+        if hp.d_steps < 1:
+            raise ValueError(f"d_steps must be >= 1, got {hp.d_steps}")
+        d = hp.latent_dim
+        if hp.network == "mlp":
+            self.generator = nets.mlp((d,), self.data_shape, hp.hidden, "relu", "generator")
+            self.discriminator = nets.mlp(self.data_shape, (1,), hp.hidden[::-1], "leaky_relu", "discriminator")
+        else:
+            self.generator = nets.conv_decoder(d, self.data_shape, 1, hp.channels, [], "relu", "generator")
+            self.discriminator = nets.conv_encoder(self.data_shape, 1, hp.channels, [], "leaky_relu",
+                                                   "discriminator")
+        self.prior = tfd.MultivariateNormalDiag(loc=tf.zeros([d]), scale_diag=tf.ones([d]))
+        self.trackers = {n: keras.metrics.Mean(name=n) for n in ("loss", "d_loss", "g_loss", "d_real", "d_fake")}
+        self._ais_fns = {}
+        self.built = True
+
+    @property
+    def likelihood(self):
+        return "ais" if self.hp.ais_steps > 0 else "none"
+
+    @property
+    def term_names(self):
+        return ("nll",) if self.hp.ais_steps > 0 else ()
+
+    # --- optimizers (keras-io style) ----------------------------------------------------------
+    def compile(self, d_optimizer=None, g_optimizer=None, optimizer=None, **kwargs):
+        """`compile(d_optimizer, g_optimizer)`; a lone `optimizer` is G's and D gets a copy of it."""
+        g_optimizer = g_optimizer or optimizer or keras.optimizers.Adam(self.hp.learning_rate, beta_1=self.hp.beta_1)
+        d_optimizer = d_optimizer or g_optimizer.from_config(copy.deepcopy(g_optimizer.get_config()))
+        super().compile(optimizer=g_optimizer, **kwargs)  # self.optimizer is G's (the runner logs its lr)
+        self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
+        g_optimizer.build(self.generator.trainable_variables)  # each optimizer sees only its own network
+        d_optimizer.build(self.discriminator.trainable_variables)
+
+    def compile_default(self, optimizer=None, **kwargs):
+        """Adam(learning_rate, beta_1) for G and Adam(d_learning_rate or learning_rate, beta_1) for D.
+
+        Given an optimizer (the runner passes Adam(CosineDecay(learning_rate))), both copy its class
+        and schedule with beta_1 set; D's schedule starts at d_learning_rate when that is set."""
+        hp = self.hp
+        if optimizer is None:
+            optimizer = keras.optimizers.Adam(hp.learning_rate)
+        cfg = optimizer.get_config()
+        if "beta_1" in cfg:
+            cfg["beta_1"] = hp.beta_1
+        g_optimizer, d_cfg = type(optimizer).from_config(copy.deepcopy(cfg)), copy.deepcopy(cfg)
+        if hp.d_learning_rate is not None:
+            if isinstance(d_cfg["learning_rate"], dict):  # a serialized schedule
+                d_cfg["learning_rate"]["config"]["initial_learning_rate"] = hp.d_learning_rate
+            else:
+                d_cfg["learning_rate"] = hp.d_learning_rate
+        kwargs.setdefault("jit_compile", hp.jit_compile)
+        self.compile(d_optimizer=type(optimizer).from_config(d_cfg), g_optimizer=g_optimizer, **kwargs)
+        return self
+
+    def compile_from_config(self, config):
+        self.compile_default()  # on load: fresh optimizers from the saved hyper-parameters
+
+    # --- networks ------------------------------------------------------------------------------
+    def preprocess(self, x):
+        """uint8 levels -> float in [-1, 1]."""
+        return tf.cast(x, tf.float32) * (2.0 / (self.levels - 1)) - 1.0
+
+    def generate(self, z):
+        """G(z) in [-1, 1], `[B, H, W, C]`."""
+        return tf.tanh(tf.reshape(self.generator(z), tf.concat([tf.shape(z)[:1], self.data_shape], 0)))
+
+    def to_levels(self, g):
+        """[-1, 1] -> level units [0, L - 1] (continuous)."""
+        return (g + 1.0) * ((self.levels - 1) / 2.0)
+
+    def _noise(self, n, seed):
+        return keras.random.normal(tf.stack([n, self.hp.latent_dim]), seed=seed)  # [n, d]
+
+    def _sample(self, n, seed):
+        return tf.round(self.to_levels(self.generate(self._noise(n, seed))))
+
+    # --- losses and training -------------------------------------------------------------------
+    def _blur(self, images):
+        """Instance noise (Sonderby et al. 2017): D cannot win on exact levels that G only nears."""
+        if not self.hp.instance_noise:
+            return images
+        return images + self.hp.instance_noise * keras.random.normal(tf.shape(images), seed=self.seed_generator)
+
+    def _d_loss(self, real, fake):
+        """(L_D, mean D(x), mean D(G(z))): probabilities for "ns", critic values for "wgan-gp"."""
+        real, fake = self._blur(real), self._blur(fake)
+        l_real, l_fake = self.discriminator(real)[:, 0], self.discriminator(fake)[:, 0]  # [B]
+        if self.hp.loss == "ns":
+            loss = tf.reduce_mean(tf.nn.softplus(-l_real) + tf.nn.softplus(l_fake))
+            return loss, tf.reduce_mean(tf.sigmoid(l_real)), tf.reduce_mean(tf.sigmoid(l_fake))
+        e = tf.random.stateless_uniform(tf.stack([tf.shape(real)[0], 1, 1, 1]),
+                                        keras.random.randint([2], 0, 2 ** 30, seed=self.seed_generator))
+        x_hat = e * real + (1.0 - e) * fake  # [B, H, W, C]
+        with tf.GradientTape() as tape:
+            tape.watch(x_hat)
+            critic = self.discriminator(x_hat)
+        norm = tf.sqrt(tf.reduce_sum(tf.square(tape.gradient(critic, x_hat)), [1, 2, 3]) + 1e-12)  # [B]
+        loss = tf.reduce_mean(l_fake) - tf.reduce_mean(l_real) + self.hp.gp_weight * tf.reduce_mean((norm - 1) ** 2)
+        return loss, tf.reduce_mean(l_real), tf.reduce_mean(l_fake)
+
+    def _g_loss(self, fake):
+        l_fake = self.discriminator(self._blur(fake))[:, 0]
+        return tf.reduce_mean(tf.nn.softplus(-l_fake) if self.hp.loss == "ns" else -l_fake)
+
+    def train_step(self, data):
+        x = data[0] if isinstance(data, (tuple, list)) else data
+        real = self.preprocess(x)  # [B, H, W, C]
+        n = tf.shape(real)[0]
+        d_vars, g_vars = self.discriminator.trainable_weights, self.generator.trainable_weights
+        for _ in range(self.hp.d_steps):  # k discriminator steps (Goodfellow alg. 1)
+            fake = self.generate(self._noise(n, self.seed_generator))
+            with tf.GradientTape() as tape:
+                d_loss, d_real, d_fake = self._d_loss(real, fake)
+            self.d_optimizer.apply(tape.gradient(d_loss, d_vars), d_vars)
+        with tf.GradientTape() as tape:  # one generator step
+            g_loss = self._g_loss(self.generate(self._noise(n, self.seed_generator)))
+        self.g_optimizer.apply(tape.gradient(g_loss, g_vars), g_vars)
+        return self._record(d_loss, g_loss, d_real, d_fake)
+
+    def test_step(self, data):
+        x = data[0] if isinstance(data, (tuple, list)) else data
+        real = self.preprocess(x)
+        fake = self.generate(self._noise(tf.shape(real)[0], self.seed_generator))
+        d_loss, d_real, d_fake = self._d_loss(real, fake)
+        return self._record(d_loss, self._g_loss(fake), d_real, d_fake)
+
+    def _record(self, d_loss, g_loss, d_real, d_fake):
+        """Trackers; `loss` = d_loss + g_loss is only a NaN watch, not a quantity to minimise."""
+        values = {"loss": d_loss + g_loss, "d_loss": d_loss, "g_loss": g_loss, "d_real": d_real, "d_fake": d_fake}
+        for name, value in values.items():
+            self.trackers[name].update_state(value)
+        return {name: t.result() for name, t in self.trackers.items()}
+
+    # --- likelihood: AIS on the discretised Gaussian observation model --------------------------
+    def log_px_z(self, z, x, obs_sigma):
+        """log P(x | z) for z `[C, B, d]`, x uint8 `[B, H, W, C]` -> `[C, B]` nats."""
+        c, b = tf.shape(z)[0], tf.shape(z)[1]
+        u = self.to_levels(self.generate(tf.reshape(z, [-1, self.hp.latent_dim])))  # [C*B, H, W, C]
+        u = tf.reshape(u, tf.concat([[c, b], self.data_shape], 0))
+        # QuantizedDistribution puts X in (k - 1, k] on level k, so a bin centred on u is loc u - 1/2
+        obs = tfd.QuantizedDistribution(tfd.Normal(u - 0.5, obs_sigma), low=0.0, high=float(self.levels - 1))
+        return tfd.Independent(obs, reinterpreted_batch_ndims=3).log_prob(tf.cast(x, tf.float32))
+
+    def log_prob_ais(self, x, steps=None, chains=None, obs_sigma=None, seed=None, **ais_kwargs):
+        """AIS estimate of log P(x) `[B]` in nats (defaults from the config; works for ais_steps = 0)."""
+        hp = self.hp
+        steps, chains = int(steps or hp.ais_steps or 100), int(chains or hp.ais_chains)
+        return self._ais(self.check_input(x), steps, chains, obs_sigma or hp.obs_sigma, self._seed(seed), **ais_kwargs)
+
+    def _ais(self, x, steps, chains, obs_sigma, seed, **ais_kwargs):
+        key = (steps, chains, tuple(sorted(ais_kwargs.items())))
+        if key not in self._ais_fns:  # one compiled AIS per setting; obs_sigma and the seed are inputs
+            def run(x, sigma, tfp_seed):
+                return ais_log_prob(self.prior, lambda z, xb: self.log_px_z(z, xb, sigma), x, steps, chains,
+                                    seed=tfp_seed, leapfrog_steps=self.hp.ais_leapfrog, **ais_kwargs)
+            self._ais_fns[key] = tf.function(run, reduce_retracing=True, jit_compile=self.hp.jit_compile)
+        tfp_seed = keras.random.randint([2], 0, 2 ** 30, seed=seed, dtype="int32")
+        return self._ais_fns[key](x, tf.constant(obs_sigma, tf.float32), tfp_seed)
+
+    def tune_obs_sigma(self, x_valid, sigmas=(0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0), steps=None, chains=None,
+                       seed=0):
+        """Set `obs_sigma` to the grid value with the highest mean AIS log P(x_valid) (Wu et al.
+        sec. 5); returns {sigma: mean log P(x_valid) nats}."""
+        scores = {s: float(np.mean(self.log_prob_ais(x_valid, steps, chains, obs_sigma=s, seed=seed).numpy()))
+                  for s in sigmas}
+        self.hp.obs_sigma = float(max(scores, key=scores.get))
+        return scores
+
+    def _nll_terms(self, x, seed, training):
+        if self.hp.ais_steps <= 0:
+            raise ValueError(f"{self.name} has no likelihood (likelihood='none'): build it with ais_steps > 0 "
+                             f"(e.g. ais_steps=100) for an annealed-importance-sampling estimate, or call "
+                             f"log_prob_ais(x, steps, chains)")
+        return {"nll": -self._ais(x, self.hp.ais_steps, self.hp.ais_chains, self.hp.obs_sigma, seed)}
