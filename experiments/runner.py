@@ -133,12 +133,13 @@ def _save_outputs(cfg, model, dataset, store, run_id, run_dir, seed):
     from zoo.images import grid
 
     run_dir.mkdir(parents=True, exist_ok=True)
+    e = cfg.eval
+    store.log_metrics(run_id, "valid", model.calibrate(dataset.valid, seed=seed))  # before saving: part of the model
     model.save(run_dir / "model.keras")
     store.log_artifact(run_id, "model", str(run_dir / "model.keras"))
     store.history([run_id]).pivot(index="epoch", columns="name", values="value").to_csv(run_dir / "history.csv")
     store.log_artifact(run_id, "history_csv", str(run_dir / "history.csv"))
     store.log_artifact(run_id, "tensorboard", str(run_dir / "tensorboard"))
-    e = cfg.eval
     rows = evaluate(model, dataset, split=e.split, batch_size=e.batch_size, is_k=e.is_k,
                     is_examples=e.is_examples, seed=seed)
     store.log_metrics(run_id, e.split, rows)

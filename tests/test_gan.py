@@ -149,6 +149,10 @@ def test_tune_obs_sigma_takes_the_best_validation_value(digits):
     scores = model.tune_obs_sigma(digits.valid[:16], sigmas=(0.05, 3.0))
     assert set(scores) == {0.05, 3.0} and model.hp.obs_sigma == max(scores, key=scores.get)
     assert scores[3.0] > scores[0.05]  # an untrained G is far from every image: a wide sigma wins
+    model.hp.obs_sigma = 0.5
+    rows = dict((n, v) for n, v, _ in model.calibrate(digits.valid, examples=8))  # the runner's hook
+    assert rows["obs_sigma"] == model.hp.obs_sigma and model.hp.obs_sigma != 0.5 and rows["valid_ais_nll"] > 0
+    assert zoo.build_model("gan", digits, **TINY).calibrate(digits.valid) == []  # no AIS, nothing to tune
 
 
 def test_dcgan_option_on_28x28():

@@ -138,6 +138,12 @@ class GenerativeModel(keras.Model):
         saves each as `<name>.csv` (artifact `report_<name>`); the base model has none."""
         return {}
 
+    def calibrate(self, x_valid, seed=0) -> list:
+        """Fit evaluation-time settings on validation images after training (e.g. the GAN's AIS
+        observation noise, Wu et al. sec. 5); returns (name, value, kind) metric rows. The runner
+        calls it before saving and evaluating; the base model has nothing to calibrate."""
+        return []
+
     def _sample(self, n, seed):
         raise NotImplementedError
 

@@ -238,6 +238,13 @@ class GAN(GenerativeModel):
         self.hp.obs_sigma = float(max(scores, key=scores.get))
         return scores
 
+    def calibrate(self, x_valid, seed=0, examples=200):
+        """With AIS on: pick obs_sigma on `examples` validation images (tune_obs_sigma)."""
+        if self.hp.ais_steps <= 0:
+            return []
+        scores = self.tune_obs_sigma(x_valid[:examples], seed=seed)
+        return [("obs_sigma", self.hp.obs_sigma, None), ("valid_ais_nll", -scores[self.hp.obs_sigma], "ais")]
+
     def _nll_terms(self, x, seed, training):
         if self.hp.ais_steps <= 0:
             raise ValueError(f"{self.name} has no likelihood (likelihood='none'): build it with ais_steps > 0 "
