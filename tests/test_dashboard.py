@@ -1,5 +1,6 @@
 """The Streamlit dashboard (dashboard/), page by page in AppTest against a store made by a tiny REAL
-run (vae, iwae, pixelcnn, flow on bars, 2 epochs, plus a pixelcnn entry that FAILS to build), and two
+run (every family on bars, 2 epochs: vae, iwae, pixelcnn, flow, diffusion and a GAN with an AIS
+likelihood, plus a pixelcnn entry that FAILS to build), and two
 hand-made rows the runner cannot make quickly: a DIVERGED run, and a finished likelihood-free ("none")
 run with D(real)/D(fake) history and no samples artifact (a placeholder must show)."""
 import json
@@ -28,6 +29,11 @@ TINY = {"name": "tiny_bars", "dataset": {"name": "bars", "n_train": 200, "n_vali
                    {"model": "pixelcnn", "hparams": {"filters": 4, "n_layers": 1, "jit_compile": False}},
                    {"model": "flow", "hparams": {"network": "mlp", "hidden": 8, "n_couplings": 1,
                                                  "dequantization": "uniform"}},
+                   {"model": "diffusion", "hparams": {"network": "mlp", "width": 16, "depth": 1, "sample_steps": 16,
+                                                      "ddim_steps": 4, "eval_t_samples": 2}},
+                   {"model": "gan", "label": "gan_ais", "hparams": {"latent_dim": 2, "hidden": [8], "ais_steps": 3,
+                                                                    "ais_chains": 2, "ais_leapfrog": 2,
+                                                                    "jit_compile": False}},
                    {"model": "pixelcnn", "label": "broken", "hparams": {"kernel_size": 2}}]}  # FAILED: even kernel
 
 
@@ -98,9 +104,10 @@ def chart_specs(at):
 def test_the_fixture_store_has_what_the_pages_need(store):
     status = dict(zip(store.runs()["label"], store.runs()["status"]))
     assert status == {"vae": "FINISHED", "iwae_k3": "FINISHED", "pixelcnn": "FINISHED", "flow": "FINISHED",
-                      "broken": "FAILED", "diverged": "DIVERGED", "gan": "FINISHED"}, store.runs()["error"].tolist()
+                      "diffusion": "FINISHED", "gan_ais": "FINISHED", "broken": "FAILED", "diverged": "DIVERGED",
+                      "gan": "FINISHED"}, store.runs()["error"].tolist()
     arts = set(store.artifacts()["name"])
-    assert {"model", "samples_png", "report_is_vs_k", "report_pixel_nll"} <= arts
+    assert {"model", "samples_png", "report_is_vs_k", "report_pixel_nll", "report_timestep_loss"} <= arts
 
 
 # --- leaderboard ------------------------------------------------------------------------------
@@ -110,9 +117,10 @@ def test_leaderboard_ranks_finished_runs_with_their_kind(db, store, ids, monkeyp
     table = at.dataframe[0].value
     finished = store.runs(status="FINISHED")
     expected = set(finished.loc[finished["likelihood"] != "none", "label"])
-    assert expected == {"vae", "iwae_k3", "flow", "pixelcnn"} == set(table["model"])
+    assert expected == {"vae", "iwae_k3", "flow", "pixelcnn", "diffusion", "gan_ais"} == set(table["model"])
     badges = dict(zip(table["model"], table["kind"].map(lambda b: b[0])))
-    assert badges == {"vae": "ELBO", "iwae_k3": "IWAE-3", "flow": "ELBO", "pixelcnn": "exact"}
+    assert badges == {"vae": "ELBO", "iwae_k3": "IWAE-3", "flow": "ELBO", "pixelcnn": "exact", "diffusion": "VLB",
+                      "gan_ais": "AIS"}
     assert list(table["nats"]) == sorted(table["nats"]) and list(table["rank"]) == list(range(1, len(table) + 1))
     m = store.metrics(split="test").set_index(["run_id", "name"])["value"]
     row = table.set_index("model").loc["vae"]
@@ -148,10 +156,12 @@ def test_leaderboard_aggregates_over_seeds(db, monkeypatch):
 # --- samples ----------------------------------------------------------------------------------
 def test_samples_show_grids_real_images_and_a_placeholder(db, store, monkeypatch):
     at = app(db, "samples", monkeypatch)
+    assert len(at.multiselect(key="samples_runs").value) == 6  # the first six by default
+    at.multiselect(key="samples_runs").set_value(at.multiselect(key="samples_runs").options).run()
     captions = [c for im in at.image for c in im.captions]
     assert captions[0] == "real test images"
     with_grid = store.artifacts().query("name == 'samples_png'")["run_id"]
-    assert sum(c.startswith("#") for c in captions) == len(with_grid) >= 3
+    assert sum(c.startswith("#") for c in captions) == len(with_grid) >= 6
     assert any("missing artifact" in t for t in texts(at, "markdown"))  # the GAN row saved no grid
 
 
@@ -198,26 +208,25 @@ def test_curves_overlay_runs_with_log_scale_and_smoothing(db, monkeypatch):
 def test_bound_anatomy_draws_each_family_and_says_which_are_missing(db, monkeypatch):
     at = app(db, "anatomy", monkeypatch)
     infos = texts(at, "info")
-    assert any("(Diffusion)" in t for t in infos)  # no diffusion run in the fixture
-    assert not any("(VAE)" in t or "(Flow)" in t or "(GAN)" in t for t in infos)
+    assert not any(f"({family})" in t for t in infos for family in ("VAE", "Flow", "PixelCNN", "Diffusion", "GAN"))
     specs = json.dumps(chart_specs(at))
     fields = set(re.findall(r'"field": "([^"]+)"', specs))
-    assert {"rate", "distortion", "k", "nll", "term", "nats", "epoch", "value"} <= fields
+    assert {"rate", "distortion", "k", "nll", "term", "nats", "epoch", "value", "t"} <= fields  # t: diffusion
     assert '"rect"' in specs and {"row", "col"} <= fields  # the PixelCNN per-pixel NLL heat map
 
 
 # --- teaching pages ---------------------------------------------------------------------------
 @pytest.mark.parametrize("page, n_latex", [("teach_vae", 5), ("teach_pixelcnn", 2), ("teach_flow", 4),
-                                           ("teach_diffusion", 4), ("teach_gan", 2)])
+                                           ("teach_diffusion", 4), ("teach_gan", 3)])
 def test_teach_pages_pair_equations_with_live_numbers(db, page, n_latex, monkeypatch):
     at = app(db, page, monkeypatch)
     assert len(at.latex) == n_latex
     assert len(at.metric) >= 4
-    if page == "teach_diffusion":
-        assert any("No runs of this family (Diffusion)" in t for t in texts(at, "info"))
-        assert {m.value for m in at.metric} == {"n/a"}
-    elif page == "teach_gan":
-        assert at.metric[0].value == "n/a"  # a GAN's nats
+    if page == "teach_gan":  # the AIS run has nats; the plain GAN shows n/a, never 0
+        box = at.selectbox(key="teach_GAN")
+        assert at.metric[0].value != "n/a" and "gan_ais" in box.value
+        box.set_value(next(o for o in box.options if o.endswith(" gan s0"))).run()
+        assert at.metric[0].value == "n/a"
     else:
         assert any(m.value != "n/a" for m in at.metric)
         assert len(at.image) == 2  # real test images beside the run's samples
@@ -322,4 +331,4 @@ def test_pages_load_without_tensorflow(db):
     assert set(out) == set(pages)
     for page, (exceptions, pictures, tf_loaded) in out.items():
         assert exceptions == 0 and not tf_loaded, (page, out[page])
-        assert pictures > 0 or page == "teach_diffusion", page  # something drawn from the store (no diffusion run)
+        assert pictures > 0, page  # something drawn from the store

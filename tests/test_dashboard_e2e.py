@@ -99,10 +99,11 @@ def test_leaderboard_in_a_browser_shows_the_runs_families(server, browser, tmp_p
     cells = page.locator('[data-testid="stDataFrame"] [role="gridcell"]')
     cells.first.wait_for(state="attached", timeout=120_000)  # glide's accessible (hidden) copy of the grid
     shown = set(cells.all_text_contents())
-    families = {"vae": "VAE", "iwae": "VAE", "flow": "Flow", "pixelcnn": "PixelCNN"}
+    families = {"vae": "VAE", "iwae": "VAE", "flow": "Flow", "pixelcnn": "PixelCNN", "diffusion": "Diffusion",
+                "gan": "GAN"}
     expected = {families[m] for m in finished["model"] if m in families}
-    assert {"VAE", "Flow"} <= expected <= shown
-    assert {"ELBO", "IWAE-3", "FAILED", "DIVERGED", "n/a"} <= shown  # badges; runs kept apart; no likelihood
+    assert {"VAE", "Flow", "PixelCNN", "Diffusion", "GAN"} <= expected <= shown  # all six families
+    assert {"ELBO", "IWAE-3", "exact", "VLB", "AIS", "FAILED", "DIVERGED", "n/a"} <= shown  # badges; apart; none
     assert page.locator('[data-testid="stException"]').count() == 0
     assert _shot(page, tmp_path, "dashboard_leaderboard.png").stat().st_size > 10_000
     page.close()

@@ -1,10 +1,12 @@
-"""Teach: the GAN minimax game and its optimal discriminator; no likelihood, so n/a, never 0."""
+"""Teach: the GAN minimax game, its optimal discriminator, and the AIS estimate of its likelihood
+(plain GANs: n/a, never 0)."""
 import pandas as pd
 import streamlit as st
 
 from dashboard import data, ui
 
-url, r = ui.start("GAN", "Goodfellow et al. 2014. A sampler without a density: its likelihood is n/a.",
+url, r = ui.start("GAN", "Goodfellow et al. 2014. A sampler without a density: its likelihood is n/a unless "
+                  "estimated by AIS.",
                   stop=False)
 live = ui.live_run(url, r, "GAN")
 m = live[1] if live else pd.Series(dtype=float)
@@ -15,9 +17,16 @@ st.latex(r"\min_G \max_D\ V(D, G) = \mathbb{E}_{x\sim p}\big[\log D(x)\big] + "
 st.subheader("2. The optimal discriminator")
 st.latex(r"D^*(x) = \frac{p(x)}{p(x) + p_G(x)},\qquad V(D^*, G) = -\log 4 + 2\,\mathrm{JSD}\big(p \,\|\, p_G\big)")
 st.markdown("At the optimum $p_G = p$, so $D^* = 1/2$ everywhere: below, D(real) and D(fake) should meet at 1/2. "
-            "Without $\\log p_G(x)$ the leaderboard shows *n/a*; judge the samples by the sample metrics instead.")
+            "Without $\\log p_G(x)$ a plain GAN's nats are *n/a*; judge its samples by the sample metrics.")
+st.subheader("3. A likelihood anyway: annealed importance sampling")
+st.latex(r"\log P(x) \gtrsim \log \tfrac{1}{C}\textstyle\sum_c w_c,\quad \log w_c = \sum_{t=1}^{T} (\beta_t - "
+         r"\beta_{t-1}) \log P(x \mid z^c_{t-1}),\quad P(x \mid z) = \prod_i \int_{\mathrm{bin}(x_i)} "
+         r"\mathcal{N}(u;\, G(z)_i, \sigma^2)\,du")
+st.markdown("With `ais_steps > 0` (Wu et al. 2017) HMC chains anneal from $p(z)$ to $p(z \\mid x)$; the Gaussian "
+            "around $G(z)$ is integrated over each level's bin, so the number is log P of the same discrete "
+            "data as every other family (kind **AIS**, a stochastic lower bound; $\\sigma$ tuned on validation).")
 c = st.columns(4)
-ui.metric(c[0], "test nats", m, "nll", "n/a: a GAN has no likelihood")
+ui.metric(c[0], "test nats", m, "nll", "AIS estimate when the run has ais_steps > 0; else n/a (no likelihood)")
 for col, (name, label) in zip(c[1:], [("fcd", "FCD"), ("kid", "KID"), ("kl_emp_true", "KL(q^ || p), bars")]):
     ui.metric(col, label, m, name, "sample-quality metric (zoo.sample_metrics), when recorded")
 if live:
