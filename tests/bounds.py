@@ -1,6 +1,16 @@
-"""Helpers shared by the tests of stochastic bounds (VAE, IWAE, flow)."""
+"""Helpers shared by the model tests: a shape-only dataset, and checks of stochastic bounds (VAE,
+IWAE, flow)."""
+import dataclasses
+
 import numpy as np
 import tensorflow as tf
+
+
+@dataclasses.dataclass
+class Fake:
+    """A dataset's shape and levels without images: enough for `zoo.build_model`."""
+    shape: tuple
+    levels: int
 
 
 def mean_bound(model, x, draws, batch=16384):
