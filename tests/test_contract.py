@@ -10,6 +10,12 @@ from zoo import data
 from zoo.contract import LIKELIHOOD_KINDS, bits_per_dim
 
 MODELS = zoo.list_models()
+# Smaller than the defaults where those cost minutes on 2 CPU cores; the contract does not depend on size.
+CHEAP = {"diffusion": dict(channels=[16, 16], sample_steps=100), "pixelcnn": dict(filters=32, n_layers=3)}
+
+
+def build(name, dataset):
+    return zoo.build_model(name, dataset, **CHEAP.get(name, {}))
 
 
 @pytest.fixture(scope="module", params=["bars", "digits"])
@@ -32,7 +38,7 @@ def test_unknown_hyper_parameter_is_named(dataset):
 
 @pytest.mark.parametrize("name", MODELS)
 def test_terms_shapes_and_sum(name, dataset):
-    model = zoo.build_model(name, dataset)
+    model = build(name, dataset)
     x = dataset.test[:16]
     assert model.likelihood in LIKELIHOOD_KINDS
     if model.likelihood == "none":  # e.g. a plain GAN: no number at all, and a pointer to one
@@ -55,7 +61,7 @@ def test_terms_shapes_and_sum(name, dataset):
 
 @pytest.mark.parametrize("name", MODELS)
 def test_samples_in_data_space(name, dataset):
-    model = zoo.build_model(name, dataset)
+    model = build(name, dataset)
     s = model.sample(9, seed=3).numpy()
     assert s.dtype == np.uint8 and s.shape == (9, *dataset.shape)
     assert s.max() <= dataset.levels - 1
@@ -65,7 +71,7 @@ def test_samples_in_data_space(name, dataset):
 
 @pytest.mark.parametrize("name", MODELS)
 def test_fit_then_save_load_round_trip(name, dataset, tmp_path):
-    model = zoo.build_model(name, dataset)
+    model = build(name, dataset)
     x_fit = dataset.train[:256]
     before = None if model.likelihood == "none" else float(np.mean(model.log_prob(x_fit, seed=11)))
     history = model.fit(dataset.tf_dataset("train", 64, seed=0), epochs=3, verbose=0)

@@ -51,14 +51,14 @@ def test_train_step_moves_each_network_with_its_own_optimizer(bars):
 
 
 def test_history_records_both_losses_and_discriminator_outputs(bars):
-    model = zoo.build_model("gan", bars, learning_rate=3e-3, **TINY)
+    model = zoo.build_model("gan", bars, learning_rate=0.0, d_learning_rate=1e-2, **TINY)  # G frozen: D must win
     history = model.fit(bars.tf_dataset("train", 64, seed=0), validation_data=bars.tf_dataset("valid", 64),
                         epochs=2, verbose=0).history
     for name in ("d_loss", "g_loss", "d_real", "d_fake", "val_d_loss"):
         assert len(history[name]) == 2 and np.all(np.isfinite(history[name]))
     for name in ("d_real", "d_fake"):  # probabilities for the non-saturating loss
         assert all(0.0 < v < 1.0 for v in history[name])
-    assert history["d_real"][-1] > history["d_fake"][-1]  # D has learnt something
+    assert history["d_real"][-1] > history["d_fake"][-1] + 0.1  # D tells the frozen G's samples apart (8 seeds: >= 0.17)
     np.testing.assert_allclose(history["loss"], np.add(history["d_loss"], history["g_loss"]), rtol=1e-5)
 
 
