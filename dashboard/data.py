@@ -235,11 +235,9 @@ def leaderboard(w: pd.DataFrame, aggregate: bool = False) -> tuple[pd.DataFrame,
 def load_model(path: str):
     """keras.saving.load_model of a run's `model` artifact, after registering the zoo's families."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
+    import zoo
 
-    import zoo.models  # noqa: F401  (the @register decorators make the .keras file loadable)
-
-    return keras.saving.load_model(path)
+    return zoo.load_model(path)
 
 
 @st.cache_data(show_spinner="Sampling ...", max_entries=32)

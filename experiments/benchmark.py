@@ -28,11 +28,11 @@ TARGETS = [
     ("bars", "diffusion", "nll_gap_entropy", "<=", 0.3, "diffusion test VLB within 0.3 nats of the entropy"),
     ("bars", "gan", "kl_emp_true", "report", "kl_emp_true_floor", "GAN: KL(sample histogram || true p) over the "
      "2^16 states, nats"),
-    ("bars", "gan", "nll", "report", 6.5718, "GAN test NLL by AIS (discretised Gaussian observation model)"),
-    ("digits", "diffusion", "nll", "report", 84.0, "diffusion test VLB, nats of the discrete 17-level data"),
-    ("digits", "diffusion", "sampler_speedup", "report", 1.0, "DDIM (few steps) vs ancestral sampling, samples/s ratio"),
-    ("digits", "gan", "nll", "report", 84.0, "GAN test NLL by AIS"),
-    ("digits", "vae", "ais_minus_is", "report", 0.0, "AIS on the VAE decoder minus IS (k=1000), mean log P on the "
+    ("bars", "gan", "nll", "report", None, "GAN test NLL by AIS (discretised Gaussian observation model)"),
+    ("digits", "diffusion", "nll", "report", None, "diffusion test VLB, nats of the discrete 17-level data"),
+    ("digits", "diffusion", "sampler_speedup", "report", None, "DDIM (few steps) vs ancestral sampling, samples/s ratio"),
+    ("digits", "gan", "nll", "report", None, "GAN test NLL by AIS"),
+    ("digits", "vae", "ais_minus_is", "report", None, "AIS on the VAE decoder minus IS (k=1000), mean log P on the "
      "same test images (both lower bounds of log P(x))"),
     ("mnist", "vae", "is_nll", "<=", 95, "VAE test IS-NLL (k=5000) <= 95 nats"),
     ("mnist", "vae", "train_seconds", "<=", 1800, "... within 30 min on 2 CPU cores"),
@@ -56,9 +56,7 @@ def backfill_sample_metrics(store, experiment: str, cfg) -> list[int]:
     todo = [int(r) for r in runs["run_id"] if r not in done]
     if not todo or not cfg.eval.metric_samples:
         return []
-    import keras
-
-    import zoo  # noqa: F401 - registers the model classes for load_model
+    import zoo
     from zoo import data
     from zoo.sample_metrics import draw_samples, sample_metrics
 
@@ -69,7 +67,7 @@ def backfill_sample_metrics(store, experiment: str, cfg) -> list[int]:
         if run_id not in paths.index or not Path(paths[run_id]).exists():
             continue
         seed, e = int(store.run(run_id)["seed"]), cfg.eval
-        model = keras.saving.load_model(paths[run_id])
+        model = zoo.load_model(paths[run_id])
         drawn = draw_samples(model, e.metric_samples, seed=seed, batch_size=e.batch_size)
         store.log_metrics(run_id, e.split, sample_metrics(dataset, drawn, split=e.split, seed=seed))
         filled.append(run_id)
@@ -85,15 +83,14 @@ def ais_cross_check(store, experiment: str, cfg, label="vae", examples=100, step
         return None
     import time
 
-    import keras
     import numpy as np
 
-    import zoo  # noqa: F401 - registers the model classes for load_model
+    import zoo
     from zoo import data
 
     run_id = int(runs["run_id"].iloc[-1])
     path = store.artifacts([run_id]).query("name == 'model'")["path"].iloc[0]
-    model = keras.saving.load_model(path)
+    model = zoo.load_model(path)
     x = data.load(cfg.dataset["name"], **{k: v for k, v in cfg.dataset.items() if k != "name"}).test[:examples]
     t0 = time.perf_counter()
     ais = float(np.mean(np.concatenate([model.log_prob_ais(x[s:s + 50], steps, chains, seed=1).numpy()
@@ -159,7 +156,7 @@ def print_suite(store, suite: str, experiment: str) -> None:
         value = float(rows[metric].mean())
         if op == "report":
             ref = f"{target} = {float(rows[target].mean()):.4g}" if isinstance(target, str) else target
-            print(f"  figure      : {what}: {metric} = {value:.4g} (reference {ref})")
+            print(f"  figure      : {what}: {metric} = {value:.4g}" + (f" (reference {ref})" if ref is not None else ""))
             continue
         ok = {"<=": value <= target, "<": value < target, ">=": value >= target}[op]
         print(f"  target {'MET ' if ok else 'MISSED'}: {what}: {metric} = {value:.4g} (target {op} {target})")

@@ -57,7 +57,7 @@ def _finished(store, key) -> int | None:
 
 def _init_weights(model, store, cfg, label, seed):
     """Copy the weights of the latest FINISHED run of entry `label` (same experiment and seed)."""
-    import keras
+    import zoo
 
     runs = store.runs(experiment=cfg.name, status="FINISHED")
     runs = runs[(runs["label"] == label) & (runs["seed"] == seed)]
@@ -65,7 +65,7 @@ def _init_weights(model, store, cfg, label, seed):
         raise RuntimeError(f"init_from: no FINISHED run of {label!r} (seed {seed}) in experiment {cfg.name!r}; "
                            f"run that entry first")
     path = store.artifacts(int(runs["run_id"].max())).set_index("name")["path"]["model"]
-    model.set_weights(keras.saving.load_model(path).get_weights())
+    model.set_weights(zoo.load_model(path).get_weights())
 
 
 def run_one(cfg, spec, seed, dataset, store, out: Path, extra_callbacks=()) -> int:

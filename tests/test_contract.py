@@ -1,5 +1,9 @@
 """The likelihood contract, checked on every registered model (binary and 17-level data)."""
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -108,3 +112,16 @@ def test_bad_inputs_are_named(dataset):
 def test_bits_per_dim_is_the_one_conversion():
     assert bits_per_dim(-math.log(2) * 784, 784) == pytest.approx(1.0)
     np.testing.assert_allclose(bits_per_dim(np.array([-88.0]), 784), [88.0 / 784 / math.log(2)])
+
+
+def test_a_fresh_process_loads_a_saved_model_with_zoo_load_model(tmp_path):
+    ds = data.load("bars", n_train=8, n_valid=8, n_test=8)
+    model = zoo.build_model("gan", ds, hidden=[8], latent_dim=2, jit_compile=False)
+    model.save(tmp_path / "g.keras")
+    code = ("import sys, zoo; m = zoo.load_model(sys.argv[1]); "
+            "print(type(m).__name__, m.sample(3, seed=1).numpy().ravel().tolist())")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "g.keras")], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(Path(zoo.__file__).parent.parent)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[0] == "GAN"
+    assert out.stdout.strip().endswith(str(model.sample(3, seed=1).numpy().ravel().tolist()))

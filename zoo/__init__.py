@@ -18,3 +18,13 @@ def build_model(name: str, dataset, **hparams):
     from zoo.registry import build_model as _build
 
     return _build(name, dataset, **hparams)
+
+
+def load_model(path):
+    """`keras.saving.load_model(path)` of a saved zoo model, after registering every family (a bare
+    `keras.saving.load_model` in a fresh process cannot find the zoo's classes)."""
+    import keras
+
+    import zoo.models  # noqa: F401  (the @register decorators make the .keras file loadable)
+
+    return keras.saving.load_model(path)
