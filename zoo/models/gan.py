@@ -33,7 +33,7 @@ import tensorflow_probability as tfp
 from zoo import nets
 from zoo.ais import ais_log_prob
 from zoo.contract import GenerativeModel, ModelConfig
-from zoo.registry import register
+from zoo.registry import added_field, register
 
 tfd = tfp.distributions
 
@@ -55,6 +55,7 @@ class GANConfig(ModelConfig):
     ais_chains: int = 16
     ais_leapfrog: int = 5  # HMC leapfrog steps per transition
     obs_sigma: float = 0.5  # std of the Gaussian observation model, in levels (see tune_obs_sigma)
+    obs_sigmas: tuple = added_field((0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0))  # its grid
 
 
 @register("gan")
@@ -229,12 +230,11 @@ class GAN(GenerativeModel):
         tfp_seed = keras.random.randint([2], 0, 2 ** 30, seed=seed, dtype="int32")
         return self._ais_fns[key](x, tf.constant(obs_sigma, tf.float32), tfp_seed)
 
-    def tune_obs_sigma(self, x_valid, sigmas=(0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0), steps=None, chains=None,
-                       seed=0):
-        """Set `obs_sigma` to the grid value with the highest mean AIS log P(x_valid) (Wu et al.
-        sec. 5); returns {sigma: mean log P(x_valid) nats}."""
-        scores = {s: float(np.mean(self.log_prob_ais(x_valid, steps, chains, obs_sigma=s, seed=seed).numpy()))
-                  for s in sigmas}
+    def tune_obs_sigma(self, x_valid, sigmas=None, steps=None, chains=None, seed=0):
+        """Set `obs_sigma` to the value of `sigmas` (default: the config's `obs_sigmas` grid) with the
+        highest mean AIS log P(x_valid) (Wu et al. sec. 5); returns {sigma: mean log P(x_valid) nats}."""
+        scores = {float(s): float(np.mean(self.log_prob_ais(x_valid, steps, chains, obs_sigma=s, seed=seed).numpy()))
+                  for s in (sigmas or self.hp.obs_sigmas)}
         self.hp.obs_sigma = float(max(scores, key=scores.get))
         return scores
 
@@ -243,7 +243,12 @@ class GAN(GenerativeModel):
         if self.hp.ais_steps <= 0:
             return []
         scores = self.tune_obs_sigma(x_valid[:examples], seed=seed)
-        return [("obs_sigma", self.hp.obs_sigma, None), ("valid_ais_nll", -scores[self.hp.obs_sigma], "ais")]
+        at_edge = self.hp.obs_sigma in (min(scores), max(scores))
+        if at_edge:
+            print(f"[gan] obs_sigma={self.hp.obs_sigma} is at the edge of the grid {sorted(scores)}: "
+                  f"widen obs_sigmas for a tighter AIS estimate")
+        return [("obs_sigma", self.hp.obs_sigma, None), ("valid_ais_nll", -scores[self.hp.obs_sigma], "ais"),
+                ("obs_sigma_at_grid_edge", float(at_edge), None)]
 
     def _nll_terms(self, x, seed, training):
         if self.hp.ais_steps <= 0:
