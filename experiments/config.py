@@ -32,6 +32,9 @@ class TrainConfig:
     patience: int = 0  # early stopping on val_loss, restoring the best weights; 0 = off
     steps_per_epoch: int | None = None  # cap an epoch (None = the whole split); validation is capped alike
     verbose: int = 1  # Keras progress bar: 1 = bar, 2 = one line per epoch, 0 = silent
+    # TensorBoard: "epoch", or every N training steps (e.g. a GAN's D and G losses, D(real), D(fake) per step;
+    # Keras writes the running means of the epoch so far). The store always gets one row per epoch.
+    tensorboard_update_freq: str | int = added_field("epoch")
 
 
 @dataclasses.dataclass

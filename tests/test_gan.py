@@ -199,3 +199,18 @@ def test_measure_bars_gan():
           f"AIS(T=100, C=16) test NLL {nll['nll']:.3f} +- {nll['nll_se']:.3f} nats "
           f"(data_nll {nll['data_nll']:.3f}, entropy {ds.entropy:.3f}) in {time.perf_counter() - t0:.0f}s")
     assert kl < 1.5 and ds.entropy < nll["nll"] < 16 * np.log(2) + 2
+
+
+def test_per_step_losses_reach_tensorboard(bars, tmp_path):
+    """With train.tensorboard_update_freq = 1, every step's D/G losses and D(real)/D(fake) are logged."""
+    import collections
+
+    from experiments.config import TrainConfig
+    from zoo.training import fit
+
+    model = zoo.build_model("gan", bars, **TINY)
+    fit(model, bars, TrainConfig(epochs=2, batch_size=64, verbose=0, tensorboard_update_freq=1), tmp_path)
+    tags = collections.Counter(v.tag for f in (tmp_path / "tensorboard" / "train").iterdir()
+                               for e in tf.compat.v1.train.summary_iterator(str(f)) for v in e.summary.value)
+    for name in ("d_loss", "g_loss", "d_real", "d_fake"):
+        assert tags[f"batch_{name}"] == 2 * 4 and tags[f"epoch_{name}"] == 2  # 256 images / 64 = 4 steps
