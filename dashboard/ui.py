@@ -136,6 +136,14 @@ def heatmap(df: pd.DataFrame, title: str) -> alt.Chart:
 
 
 # --- teaching pages ---------------------------------------------------------------------------
+def teach_page(title: str, caption: str, fam: str):
+    """A teaching page's header: (store url, its runs, the picked live run or None, that run's test
+    metrics — empty when there is no run, so every tile shows n/a)."""
+    url, r = start(title, caption, stop=False)
+    live = live_run(url, r, fam)
+    return url, r, live, (live[1] if live else pd.Series(dtype=float))
+
+
 def live_run(url: str, r: pd.DataFrame, fam: str):
     """Pick one finished run of `fam` (best first) -> (run, its test metrics), or None after a note."""
     runs = finished(r, fam)

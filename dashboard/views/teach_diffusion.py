@@ -1,13 +1,10 @@
 """Teach: diffusion's forward and reverse processes and its variational bound (VDM notation)."""
-import pandas as pd
 import streamlit as st
 
 from dashboard import data, ui
 
-url, r = ui.start("Diffusion", "Ho et al. 2020; Kingma et al. 2021 (VDM), in the log-SNR form gamma(t).",
-                  stop=False)
-live = ui.live_run(url, r, "Diffusion")
-m = live[1] if live else pd.Series(dtype=float)
+url, r, live, m = ui.teach_page("Diffusion", "Ho et al. 2020; Kingma et al. 2021 (VDM), in the log-SNR "
+                                "form gamma(t).", "Diffusion")
 
 st.subheader("1. Forward: noise the data, no parameters")
 st.latex(r"q(z_t \mid x) = \mathcal{N}\big(\alpha_t x,\ \sigma_t^2 I\big),\qquad "

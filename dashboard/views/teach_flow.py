@@ -1,13 +1,10 @@
 """Teach: the flow's change of variables, and the flow read as a deterministic VAE."""
-import pandas as pd
 import streamlit as st
 
 from dashboard import data, ui
 
-url, r = ui.start("Normalizing flow (RealNVP)", "Dinh et al. 2017; variational dequantization of Ho et al. 2019.",
-                  stop=False)
-live = ui.live_run(url, r, "Flow")
-m = live[1] if live else pd.Series(dtype=float)
+url, r, live, m = ui.teach_page("Normalizing flow (RealNVP)", "Dinh et al. 2017; variational "
+                                "dequantization of Ho et al. 2019.", "Flow")
 
 st.subheader("1. Change of variables")
 st.latex(r"z = f(y),\qquad \log p(y) = \underbrace{\log \mathcal{N}\big(f(y);\,0, I\big)}_{-\text{prior}} + "

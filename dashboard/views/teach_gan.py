@@ -1,15 +1,11 @@
 """Teach: the GAN minimax game, its optimal discriminator, and the AIS estimate of its likelihood
 (plain GANs: n/a, never 0)."""
-import pandas as pd
 import streamlit as st
 
 from dashboard import data, ui
 
-url, r = ui.start("GAN", "Goodfellow et al. 2014. A sampler without a density: its likelihood is n/a unless "
-                  "estimated by AIS.",
-                  stop=False)
-live = ui.live_run(url, r, "GAN")
-m = live[1] if live else pd.Series(dtype=float)
+url, r, live, m = ui.teach_page("GAN", "Goodfellow et al. 2014. A sampler without a density: its "
+                                "likelihood is n/a unless estimated by AIS.", "GAN")
 
 st.subheader("1. The minimax game")
 st.latex(r"\min_G \max_D\ V(D, G) = \mathbb{E}_{x\sim p}\big[\log D(x)\big] + "

@@ -1,13 +1,10 @@
 """Teach: the PixelCNN's exact likelihood by the chain rule, pixel by pixel."""
-import pandas as pd
 import streamlit as st
 
 from dashboard import data, ui
 
-url, r = ui.start("PixelCNN", "van den Oord et al. 2016 (gated PixelCNN). An exact likelihood: no bound, "
-                  "no latent.", stop=False)
-live = ui.live_run(url, r, "PixelCNN")
-m = live[1] if live else pd.Series(dtype=float)
+url, r, live, m = ui.teach_page("PixelCNN", "van den Oord et al. 2016 (gated PixelCNN). An exact "
+                                "likelihood: no bound, no latent.", "PixelCNN")
 
 st.subheader("1. The chain rule: any density is a product of conditionals")
 st.latex(r"p(x) = \prod_{t=1}^{D} p(x_t \mid x_{<t}),\qquad "

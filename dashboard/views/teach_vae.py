@@ -4,10 +4,8 @@ import streamlit as st
 
 from dashboard import data, ui
 
-url, r = ui.start("VAE and IWAE", "Kingma & Welling 2014; Burda et al. 2016. The numbers below are the chosen "
-                  "run's test means in nats.", stop=False)
-live = ui.live_run(url, r, "VAE")
-m = live[1] if live else pd.Series(dtype=float)
+url, r, live, m = ui.teach_page("VAE and IWAE", "Kingma & Welling 2014; Burda et al. 2016. The numbers "
+                                "below are the chosen run's test means in nats.", "VAE")
 
 st.subheader("1. A bound by Jensen's inequality")
 st.latex(r"\log p(x) = \log \mathbb{E}_{q(z|x)}\!\left[\frac{p(x,z)}{q(z|x)}\right] \;\ge\; "
