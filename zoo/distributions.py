@@ -43,7 +43,7 @@ def pixel_distribution(kind: str, params, levels: int) -> tfd.Distribution:
         base = tfd.Categorical(logits=params, dtype=tf.int32)
     else:
         half = (levels - 1) / 2.0
-        loc = half + half * tf.tanh(params[..., 0]) + 0.5  # cell of value y is (y - 1, y]
+        loc = half + half * tf.tanh(params[..., 0]) - 0.5  # level y takes X in (y - 1, y]: centred on mu = y
         scale = tf.nn.softplus(params[..., 1]) + 1e-2
         base = tfd.QuantizedDistribution(tfd.Logistic(loc, scale), low=0.0, high=float(levels - 1))
     return tfd.Independent(base, reinterpreted_batch_ndims=3)
