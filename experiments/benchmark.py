@@ -57,10 +57,9 @@ def backfill_sample_metrics(store, experiment: str, cfg) -> list[int]:
     if not todo or not cfg.eval.metric_samples:
         return []
     import zoo
-    from zoo import data
     from zoo.sample_metrics import draw_samples, sample_metrics
 
-    dataset = data.load(cfg.dataset["name"], **{k: v for k, v in cfg.dataset.items() if k != "name"})
+    dataset = cfg.load_dataset()
     paths = store.artifacts(todo).query("name == 'model'").set_index("run_id")["path"]
     filled = []
     for run_id in todo:
@@ -86,12 +85,11 @@ def ais_cross_check(store, experiment: str, cfg, label="vae", examples=100, step
     import numpy as np
 
     import zoo
-    from zoo import data
 
     run_id = int(runs["run_id"].iloc[-1])
     path = store.artifacts([run_id]).query("name == 'model'")["path"].iloc[0]
     model = zoo.load_model(path)
-    x = data.load(cfg.dataset["name"], **{k: v for k, v in cfg.dataset.items() if k != "name"}).test[:examples]
+    x = cfg.load_dataset().test[:examples]
     t0 = time.perf_counter()
     ais = float(np.mean(np.concatenate([model.log_prob_ais(x[s:s + 50], steps, chains, seed=1).numpy()
                                         for s in range(0, len(x), 50)])))

@@ -70,6 +70,12 @@ class ExperimentConfig:
     def train_for(self, spec: ModelSpec) -> TrainConfig:
         return dataclasses.replace(self.train, **spec.train)
 
+    def load_dataset(self):
+        """`zoo.data.load` of this config's dataset with its options."""
+        from zoo import data
+
+        return data.load(self.dataset["name"], **{k: v for k, v in self.dataset.items() if k != "name"})
+
     def resolved(self, spec: ModelSpec, seed: int) -> dict:
         """Everything that determines one run (what the store records and the run key hashes)."""
         from zoo.registry import get_model_class

@@ -37,10 +37,7 @@ def run_experiment(cfg: ExperimentConfig, store, out="runs", extra_callbacks=(),
     With `reuse_finished`, a run whose exact resolved config already FINISHED is not trained again
     (the benchmark uses this); by default a rerun of a finished config is a new replicate.
     """
-    from zoo import data
-
-    options = {k: v for k, v in cfg.dataset.items() if k != "name"}
-    dataset = data.load(cfg.dataset["name"], **options)
+    dataset = cfg.load_dataset()
     ids = []
     for spec in cfg.models:
         for seed in cfg.seeds:

@@ -52,7 +52,7 @@ def fit(model, dataset, train, out_dir, seed=0, on_epoch=None, extra_callbacks=(
     valid_ds = dataset.tf_dataset("valid", max(train.batch_size, 256), shuffle=False, with_labels=labels)
     callbacks = [keras.callbacks.BackupAndRestore(str(out_dir / "backup")),
                  keras.callbacks.TensorBoard(str(out_dir / "tensorboard"), write_graph=False,
-                                             update_freq=getattr(train, "tensorboard_update_freq", "epoch")),
+                                             update_freq=train.tensorboard_update_freq),
                  keras.callbacks.TerminateOnNaN()]
     if train.patience:
         callbacks.append(keras.callbacks.EarlyStopping("val_loss", patience=train.patience,
