@@ -18,6 +18,7 @@ import dataclasses
 import hashlib
 import json
 from pathlib import Path
+from typing import Literal
 
 import yaml
 
@@ -28,7 +29,7 @@ from zoo.registry import added_field, config_dict, make_config
 class TrainConfig:
     epochs: int = 50
     batch_size: int = 128
-    lr_schedule: str = "constant"  # constant | cosine (decays to 0 over all epochs)
+    lr_schedule: Literal["constant", "cosine"] = "constant"  # cosine decays to 0 over all epochs
     patience: int = 0  # early stopping on val_loss, restoring the best weights; 0 = off
     steps_per_epoch: int | None = None  # cap an epoch (None = the whole split); validation is capped alike
     verbose: int = 1  # Keras progress bar: 1 = bar, 2 = one line per epoch, 0 = silent
@@ -47,6 +48,9 @@ class EvalConfig:
     # samples behind the sample-quality metrics (zoo.sample_metrics: fcd, kid, precision/recall, ...;
     # bars: exact KL/TV); 0 = skip. Lower it where sampling is slow (PixelCNN on 28x28).
     metric_samples: int = added_field(1000)
+    # independent estimates averaged per test example (one-draw ELBO / VLB / AIS numbers of a single
+    # image are noisy); > 1 also records nll_draw_se, the per-example standard error
+    draws: int = added_field(1)
 
 
 @dataclasses.dataclass

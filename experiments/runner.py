@@ -8,6 +8,7 @@ command again: the store row is reopened and Keras restores the last finished ep
 """
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import time
 import traceback
@@ -124,37 +125,98 @@ def _fixed_subset(x, n):
     return x[np.sort(np.random.default_rng(0).permutation(len(x))[:n])]
 
 
-def _save_outputs(cfg, model, dataset, store, run_id, run_dir, seed):
-    """Weights, samples, history CSV, then the test metrics, all recorded in the store."""
-    from zoo.evaluation import evaluate, reports, sampler_comparison, sampling_speed
+@dataclasses.dataclass
+class Finished:
+    """A trained run on its way to the store: what every output step reads."""
+
+    cfg: ExperimentConfig
+    model: object
+    dataset: object
+    store: object
+    run_id: int
+    run_dir: Path
+    seed: int
+
+    def artifact(self, name: str, filename: str) -> Path:
+        """The path of a file of this run, recorded in the store as artifact `name`."""
+        path = self.run_dir / filename
+        self.store.log_artifact(self.run_id, name, str(path))
+        return path
+
+
+def calibrate(run: Finished):
+    """Evaluation-time settings fitted on validation images (GAN: AIS sigma) -- part of the saved model."""
+    run.store.log_metrics(run.run_id, "valid", run.model.calibrate(run.dataset.valid, seed=run.seed))
+
+
+def save_model(run: Finished):
+    run.model.save(run.artifact("model", "model.keras"))
+
+
+def save_history(run: Finished):
+    """The per-epoch values as a CSV, and the TensorBoard folder."""
+    history = run.store.history([run.run_id]).pivot(index="epoch", columns="name", values="value")
+    history.to_csv(run.artifact("history_csv", "history.csv"))
+    run.artifact("tensorboard", "tensorboard")
+
+
+def split_metrics(run: Finished):
+    """zoo.evaluation.evaluate on the config's split; prints the headline figures."""
+    from zoo.evaluation import evaluate
+
+    e = run.cfg.eval
+    rows = evaluate(run.model, run.dataset, split=e.split, batch_size=e.batch_size, is_k=e.is_k,
+                    is_examples=e.is_examples, seed=run.seed, draws=e.draws)
+    run.store.log_metrics(run.run_id, e.split, rows)
+    summary = ", ".join(f"{n}={v:.4g}" for n, v, _ in rows if n in ("nll", "bits_per_dim", "is_nll"))
+    print(f"[runner] run {run.run_id} {run.model.name} seed {run.seed}: {e.split} {summary} ({run.model.likelihood})")
+
+
+def sample_grid(run: Finished):
+    """The saved sample grid (PNG + NPY), and how fast it was drawn."""
+    from zoo.evaluation import sampling_speed
     from zoo.images import grid
 
+    speed, samples = sampling_speed(run.model, run.cfg.eval.n_samples, seed=run.seed)
+    np.save(run.artifact("samples_npy", "samples.npy"), samples)
+    grid(samples, run.dataset.levels).save(run.artifact("samples_png", "samples.png"))
+    run.store.log_metrics(run.run_id, "train", [("samples_per_sec", speed, None)])
+
+
+def sample_quality(run: Finished):
+    """Sample-quality metrics (zoo.sample_metrics) on `eval.metric_samples` fresh samples."""
+    from zoo.sample_metrics import draw_samples, sample_metrics
+
+    e = run.cfg.eval
+    if e.metric_samples:
+        drawn = draw_samples(run.model, e.metric_samples, seed=run.seed, batch_size=e.batch_size)
+        run.store.log_metrics(run.run_id, e.split, sample_metrics(run.dataset, drawn, split=e.split, seed=run.seed))
+
+
+def speeds(run: Finished):
+    """Training throughput (median over epochs) and, with several samplers, their speed-up."""
+    from zoo.evaluation import sampler_comparison
+
+    throughput = run.store.history([run.run_id]).query("name == 'examples_per_sec'")["value"]
+    run.store.log_metrics(run.run_id, "train", [("train_examples_per_sec", float(throughput.median()), None)]
+                          + sampler_comparison(run.model, seed=run.seed))
+
+
+def save_reports(run: Finished):
+    """Bound-anatomy tables (IS vs k, pixel NLL map, loss per timestep, ...) as CSV artifacts."""
+    from zoo.evaluation import reports
+
+    x = _fixed_subset(run.dataset.split(run.cfg.eval.split), REPORT_EXAMPLES)
+    for name, table in reports(run.model, x, seed=run.seed).items():
+        table.to_csv(run.artifact(f"report_{name}", f"{name}.csv"), index=False)
+
+
+OUTPUT_STEPS = (calibrate, save_model, save_history, split_metrics, sample_grid, sample_quality, speeds, save_reports)
+
+
+def _save_outputs(cfg, model, dataset, store, run_id, run_dir, seed):
+    """After training: each of OUTPUT_STEPS in turn, everything recorded in the store."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    e = cfg.eval
-    store.log_metrics(run_id, "valid", model.calibrate(dataset.valid, seed=seed))  # before saving: part of the model
-    model.save(run_dir / "model.keras")
-    store.log_artifact(run_id, "model", str(run_dir / "model.keras"))
-    store.history([run_id]).pivot(index="epoch", columns="name", values="value").to_csv(run_dir / "history.csv")
-    store.log_artifact(run_id, "history_csv", str(run_dir / "history.csv"))
-    store.log_artifact(run_id, "tensorboard", str(run_dir / "tensorboard"))
-    rows = evaluate(model, dataset, split=e.split, batch_size=e.batch_size, is_k=e.is_k,
-                    is_examples=e.is_examples, seed=seed)
-    store.log_metrics(run_id, e.split, rows)
-    speed, samples = sampling_speed(model, e.n_samples, seed=seed)
-    np.save(run_dir / "samples.npy", samples)
-    grid(samples, dataset.levels).save(run_dir / "samples.png")
-    store.log_artifact(run_id, "samples_npy", str(run_dir / "samples.npy"))
-    store.log_artifact(run_id, "samples_png", str(run_dir / "samples.png"))
-    if e.metric_samples:  # sample quality next to the likelihoods (zoo.sample_metrics)
-        from zoo.sample_metrics import draw_samples, sample_metrics
-        drawn = draw_samples(model, e.metric_samples, seed=seed, batch_size=e.batch_size)
-        store.log_metrics(run_id, e.split, sample_metrics(dataset, drawn, split=e.split, seed=seed))
-    throughput = store.history([run_id]).query("name == 'examples_per_sec'")["value"]
-    store.log_metrics(run_id, "train", [("samples_per_sec", speed, None),
-                                        ("train_examples_per_sec", float(throughput.median()), None)]
-                      + sampler_comparison(model, seed=seed))
-    for name, table in reports(model, _fixed_subset(dataset.split(e.split), REPORT_EXAMPLES), seed=seed).items():
-        table.to_csv(run_dir / f"{name}.csv", index=False)
-        store.log_artifact(run_id, f"report_{name}", str(run_dir / f"{name}.csv"))
-    summary = ", ".join(f"{n}={v:.4g}" for n, v, _ in rows if n in ("nll", "bits_per_dim", "is_nll"))
-    print(f"[runner] run {run_id} {model.name} seed {seed}: {e.split} {summary} ({model.likelihood})")
+    run = Finished(cfg, model, dataset, store, run_id, run_dir, seed)
+    for step in OUTPUT_STEPS:
+        step(run)

@@ -2,7 +2,7 @@
 
 Inputs are the raw integer images, `uint8 [B, H, W, C]` with values in `[0, levels - 1]`; each
 model does its own preprocessing. Every model reports log P(x) of *that discrete data* in nats per
-example, together with the kind of number it is:
+example, together with the kind of number it is (`zoo.vocabulary.KINDS`):
 
     exact  the true log-likelihood (PixelCNN, ...)
     elbo   a variational lower bound E_q[log p(x, z) - log q(z | x)]
@@ -11,21 +11,30 @@ example, together with the kind of number it is:
     ais    an annealed-importance-sampling estimate
     none   no likelihood (a plain GAN); shown as "n/a", never as 0
 
-Template methods (TFP style): public `nll_terms` / `log_prob` / `sample` validate and convert,
-subclasses implement `_nll_terms` / `_sample` (and `_log_weights` for importance sampling).
+Template methods (TFP style): the public methods live here only (`nll_terms`, `log_prob`,
+`bits_per_dim`, `log_prob_is`, `sample`, `inpaint`, `train_step`, `test_step`); they validate and
+convert, then call the family's hooks:
+
+    _nll_terms(x, seed, training, labels) -> {name: [B]}   required (unless likelihood "none")
+    _sample(n, seed, **options) -> [n, H, W, C] levels      required; its keywords are `sample`'s options
+    _log_weights(x, n, seed) -> [n, B]                      with has_importance_sampling
+    _inpaint(x, mask, seed, **options)                       with can_inpaint
+    _training_loss(x, labels) -> (loss, terms)               optional (default: the mean of -bound)
+
+What a family can do beyond the contract is declared by the capabilities below, never guessed.
 """
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo.registry import make_config
-
-LIKELIHOOD_KINDS = ("exact", "elbo", "iwae", "vlb", "ais", "none")
+from zoo.registry import make_config, unknown_key_error
+from zoo.vocabulary import LIKELIHOOD_KINDS  # noqa: F401  (re-exported: the contract's kinds)
 
 
 def bits_per_dim(log_prob_nats, num_dims: int):
@@ -48,14 +57,20 @@ class ModelConfig:
 class GenerativeModel(keras.Model):
     """Base class: a `keras.Model` trained by `fit` on uint8 batches, with the contract above.
 
-    Subclasses set `likelihood`, `term_names`, a `Config` dataclass and implement
-    `_nll_terms(x, seed, training) -> dict[name, Tensor[B]]` and `_sample(n, seed) -> Tensor`.
+    Subclasses set `likelihood`, `term_names`, a `Config` dataclass and the capabilities they have,
+    and implement the hooks listed in the module docstring.
     """
 
     likelihood = "none"
     term_names: tuple[str, ...] = ()
     Config = ModelConfig
     registry_name = "base"
+    # --- capabilities (families override; callers read these, never probe the class) --------------
+    has_importance_sampling = False  # `log_prob_is` (latent models, dequantised flows)
+    population_is = False  # IS over all 2^16 bars images is cheap enough for evaluation
+    sample_methods: tuple[str, ...] = ()  # named samplers of `sample(method=...)`, slowest first
+    can_inpaint = False  # `inpaint(x, mask)`
+    num_classes = 0  # > 0: class-conditional; `fit` then takes (images, labels) batches
     is_budget = 40_000  # (samples x examples) per importance-sampling chunk; bounds memory
 
     def __init__(self, data_shape, levels, name=None, **hparams):
@@ -69,21 +84,34 @@ class GenerativeModel(keras.Model):
         self.trackers = {n: keras.metrics.Mean(name=n) for n in ("loss",) + tuple(self.term_names)}
         self._lw_fn = None
 
+    @property
+    def needs_labels(self) -> bool:
+        """True for a class-conditional model (`num_classes > 0`)."""
+        return self.num_classes > 0
+
     # --- configuration / saving --------------------------------------------------------------
     def get_config(self):
         return {"data_shape": list(self.data_shape), "levels": self.levels, "name": self.name,
                 **dataclasses.asdict(self.hp)}
 
-    def compile_default(self, **kwargs):
-        """Compile with Adam at the configured learning rate (the runner may pass a schedule)."""
-        kwargs.setdefault("optimizer", keras.optimizers.Adam(self.hp.learning_rate))
+    def compile_default(self, lr_schedule=None, **kwargs):
+        """Compile with Adam at the configured `learning_rate`; `lr_schedule(initial_lr)`, if given,
+        returns the Keras schedule to use instead (the runner passes cosine decay this way)."""
+        kwargs.setdefault("optimizer", keras.optimizers.Adam(self.learning_rate(self.hp.learning_rate, lr_schedule)))
         kwargs.setdefault("jit_compile", self.hp.jit_compile)
         self.compile(**kwargs)
         return self
 
+    @staticmethod
+    def learning_rate(initial: float, lr_schedule=None):
+        """`initial`, or the schedule `lr_schedule(initial)` starting from it."""
+        return initial if lr_schedule is None else lr_schedule(initial)
+
     # --- input handling ------------------------------------------------------------------------
     def check_input(self, x):
-        """Validate raw images: uint8 [B, H, W, C] in [0, levels-1]. Returns a uint8 tensor."""
+        """Validate raw images: uint8 [B, H, W, C] in [0, levels-1]. Returns a uint8 tensor.
+
+        Raises TypeError (not uint8) or ValueError (shape, or a value >= levels)."""
         dtype = getattr(x, "dtype", None)
         if dtype is not None and tf.as_dtype(dtype) != tf.uint8:
             raise TypeError(f"{self.name}: expected uint8 images with values in [0, {self.levels - 1}], "
@@ -91,13 +119,37 @@ class GenerativeModel(keras.Model):
                             f"(e.g. dataset.test), models do their own preprocessing")
         x = tf.convert_to_tensor(x, dtype=tf.uint8)
         if x.shape.rank != 4 or tuple(x.shape[1:]) != self.data_shape:
-            raise ValueError(f"{self.name}: expected images of shape [B, {', '.join(map(str, self.data_shape))}]"
-                             f" (batch, height, width, channels), got {list(x.shape)}; add a channel axis "
-                             f"with x[..., None] if it is missing")
+            shape = ", ".join(map(str, self.data_shape))
+            raise ValueError(f"{self.name}: expected images of shape [B, {shape}] (batch, height, width, "
+                             f"channels), got {list(x.shape)}; add a channel axis with x[..., None] if it is missing")
         if tf.executing_eagerly() and x.shape[0] and int(tf.reduce_max(x)) >= self.levels:
             raise ValueError(f"{self.name}: pixel value {int(tf.reduce_max(x))} is outside [0, {self.levels - 1}]"
                              f" for a model built for {self.levels} levels")
         return x
+
+    def check_labels(self, labels, n):
+        """Class labels as int32 `[n]` (an int broadcasts), or None when `labels` is None.
+
+        Raises ValueError for labels given to an unconditional model, or outside [0, num_classes-1]."""
+        if labels is None:
+            return None
+        if not self.needs_labels:
+            raise ValueError(f"{self.name} is unconditional (num_classes=0); it takes no labels")
+        labels = tf.broadcast_to(tf.cast(labels, tf.int32), [n])
+        if tf.executing_eagerly() and not bool(tf.reduce_all((labels >= 0) & (labels < self.num_classes))):
+            raise ValueError(f"{self.name}: labels must be in [0, {self.num_classes - 1}]")
+        return labels
+
+    def _check_options(self, what: str, hook, options: dict) -> None:
+        """Reject keywords the family's hook does not take, by name; check `method` against
+        `sample_methods`."""
+        valid = [p for p in inspect.signature(hook).parameters if p not in ("x", "n", "mask", "seed")]
+        for key in options:
+            if key not in valid:
+                raise unknown_key_error(f"{what} option", key, valid, where=f" for {self.name}")
+        if options.get("method") is not None and options["method"] not in self.sample_methods:
+            raise unknown_key_error("sampling method", options["method"], self.sample_methods,
+                                    where=f" for {self.name}")
 
     def _seed(self, seed):
         """The noise source of a call: the model's own stream, or, for an explicit integer seed, a
@@ -110,27 +162,58 @@ class GenerativeModel(keras.Model):
         return self.replay_generator
 
     # --- the contract --------------------------------------------------------------------------
-    def nll_terms(self, x, seed=None, training=False) -> dict:
-        """Per-example terms in nats, each `[B]`, unreduced; their sum is `-log_prob(x)`."""
-        return self._nll_terms(self.check_input(x), seed=self._seed(seed), training=training)
+    def nll_terms(self, x, seed=None, training=False, draws: int = 1, labels=None) -> dict:
+        """Per-example terms in nats, each `[B]`, unreduced; their sum is `-log_prob(x)`.
 
-    def log_prob(self, x, seed=None):
-        """log P(x) of the discrete images in nats, `[B]`: exact or the bound named by `likelihood`."""
-        return -tf.add_n(list(self.nll_terms(x, seed=seed).values()))
+        `draws` > 1 averages that many independent estimates (a one-draw ELBO or VLB of a single
+        image is noisy); `labels` (int or `[B]`) gives log p(x | y) for a class-conditional model.
+        Raises TypeError / ValueError for bad images or labels (see `check_input`)."""
+        x = self.check_input(x)
+        labels = self.check_labels(labels, tf.shape(x)[0])
+        gen, draws = self._seed(seed), 1 if self.likelihood == "exact" else int(draws)
+        if draws < 1:
+            raise ValueError(f"{self.name}: draws must be >= 1, got {draws}")
+        total = self._nll_terms(x, seed=gen, training=training, labels=labels)
+        for _ in range(draws - 1):
+            more = self._nll_terms(x, seed=gen, training=training, labels=labels)
+            total = {name: value + more[name] for name, value in total.items()}
+        return total if draws == 1 else {name: value / draws for name, value in total.items()}
 
-    def bits_per_dim(self, x, seed=None):
-        return bits_per_dim(self.log_prob(x, seed=seed), self.num_dims)
+    def log_prob(self, x, seed=None, draws: int = 1, labels=None):
+        """log P(x) of the discrete images in nats, `[B]`: exact or the bound named by `likelihood`
+        (averaged over `draws` estimates; log P(x | labels) for a conditional model given labels)."""
+        return -tf.add_n(list(self.nll_terms(x, seed=seed, draws=draws, labels=labels).values()))
 
-    def sample(self, n: int, seed=None):
-        """`n` samples as uint8 `[n, H, W, C]` in the data space."""
-        out = self._sample(int(n), seed=self._seed(seed))
+    def bits_per_dim(self, x, seed=None, draws: int = 1, labels=None):
+        """`log_prob` in bits per sub-pixel (`zoo.contract.bits_per_dim`), `[B]`."""
+        return bits_per_dim(self.log_prob(x, seed=seed, draws=draws, labels=labels), self.num_dims)
+
+    def sample(self, n: int, seed=None, **options):
+        """`n` samples as uint8 `[n, H, W, C]` in the data space.
+
+        `options` go to the family's sampler: `method` (one of `sample_methods`), `steps`, `labels`
+        (a conditional model; drawn uniformly when omitted), ... Raises ValueError naming an option
+        or method the family does not have."""
+        self._check_options("sample", self._sample, options)
+        if options.get("labels") is not None:
+            options["labels"] = self.check_labels(options["labels"], int(n))
+        out = self._sample(int(n), seed=self._seed(seed), **options)
+        return tf.cast(tf.clip_by_value(out, 0, self.levels - 1), tf.uint8)
+
+    def inpaint(self, x, mask, seed=None, **options):
+        """Fill the sub-pixels where `mask` is False given the others: uint8 like `x`, the known ones
+        back exactly. `mask` broadcasts to `x` (`[B, H, W, C]`, `[H, W, C]`, ...); `options` go to the
+        family's inpainting sampler. Raises NotImplementedError without `can_inpaint`."""
+        if not self.can_inpaint:
+            raise NotImplementedError(f"{self.name} cannot inpaint (can_inpaint is False); the diffusion family can")
+        x = self.check_input(x)
+        self._check_options("inpaint", self._inpaint, options)
+        mask = tf.cast(tf.broadcast_to(tf.cast(mask, tf.bool), tf.shape(x)), tf.float32)  # [B, H, W, C]
+        out = self._inpaint(x, mask, seed=self._seed(seed), **options)
         return tf.cast(tf.clip_by_value(out, 0, self.levels - 1), tf.uint8)
 
     def call(self, x, training=False):
         return self.log_prob(x)
-
-    def _nll_terms(self, x, seed, training):
-        raise NotImplementedError
 
     def reports(self, x, seed=0) -> dict:
         """Tables behind the dashboard's "bound anatomy" for test images `x`: {name: pandas
@@ -144,19 +227,28 @@ class GenerativeModel(keras.Model):
         calls it before saving and evaluating; the base model has nothing to calibrate."""
         return []
 
+    # --- hooks ---------------------------------------------------------------------------------
+    def _nll_terms(self, x, seed, training, labels=None):
+        raise NotImplementedError
+
     def _sample(self, n, seed):
         raise NotImplementedError
 
-    # --- importance sampling (latent models and dequantised flows) -----------------------------
+    def _inpaint(self, x, mask, seed):
+        raise NotImplementedError
+
     def _log_weights(self, x, n, seed):
         """log p(x, z_i) - log q(z_i | x) for i = 1..n, `[n, B]`."""
-        raise NotImplementedError(f"{self.name} has no importance-sampling estimate")
+        raise NotImplementedError
 
+    # --- importance sampling (latent models and dequantised flows) -----------------------------
     def log_prob_is(self, x, k: int, seed=None, chunk: int | None = None):
         """log (1/k) sum_i p(x, z_i) / q(z_i | x), `[B]` nats, drawing the k samples in chunks.
 
         A stochastic lower bound on log P(x) that tightens as k grows (Burda et al. 2016, thm. 1).
-        """
+        Raises NotImplementedError for a family without `has_importance_sampling`."""
+        if not self.has_importance_sampling:
+            raise NotImplementedError(f"{self.name} has no importance-sampling estimate")
         x = self.check_input(x)
         if self._lw_fn is None:
             self._lw_fn = tf.function(self._log_weights, reduce_retracing=True)
@@ -166,29 +258,43 @@ class GenerativeModel(keras.Model):
             parts.append(tf.reduce_logsumexp(self._lw_fn(x, min(chunk, k - start), gen), axis=0))  # [B]
         return tf.reduce_logsumexp(tf.stack(parts), axis=0) - math.log(k)
 
-    # --- training (keras-io style) -------------------------------------------------------------
+    # --- training (keras-io style): one step for every family but the GAN -----------------------
     @property
     def metrics(self):
         return list(self.trackers.values())
 
-    def _update_trackers(self, terms):
-        loss = tf.reduce_mean(tf.add_n(list(terms.values())))
-        self.trackers["loss"].update_state(loss)
+    @staticmethod
+    def mean_nll(terms):
+        """The training loss: mean over the batch of the summed terms, nats per example."""
+        return tf.reduce_mean(tf.add_n(list(terms.values())))
+
+    def _training_loss(self, x, labels):
+        """Hook: (scalar loss to minimise, the per-example terms the trackers show). Default: the
+        mean negative bound of one draw (diffusion overrides it for Ho et al.'s simple loss)."""
+        terms = self._nll_terms(x, seed=self.seed_generator, training=True, labels=labels)
+        return self.mean_nll(terms), terms
+
+    def _unpack(self, data):
+        """A `fit` batch -> (uint8 images, int32 labels or None); labels only for conditional models."""
+        if not isinstance(data, (tuple, list)):
+            return data, None
+        labels = data[1] if self.needs_labels and len(data) > 1 else None
+        return data[0], None if labels is None else tf.cast(labels, tf.int32)
+
+    def _track(self, terms, loss=None):
+        """Update the trackers with the batch means; returns the logs `fit` prints."""
+        self.trackers["loss"].update_state(self.mean_nll(terms) if loss is None else loss)
         for name, value in terms.items():
             self.trackers[name].update_state(tf.reduce_mean(value))
-        return loss
+        return {name: t.result() for name, t in self.trackers.items()}
 
     def train_step(self, data):
-        x = data[0] if isinstance(data, (tuple, list)) else data
+        x, labels = self._unpack(data)
         with tf.GradientTape() as tape:
-            terms = self._nll_terms(x, seed=self.seed_generator, training=True)
-            loss = tf.reduce_mean(tf.add_n(list(terms.values())))  # mean nats per example
-        grads = tape.gradient(loss, self.trainable_weights)
-        self.optimizer.apply(grads, self.trainable_weights)
-        self._update_trackers(terms)
-        return {name: t.result() for name, t in self.trackers.items()}
+            loss, terms = self._training_loss(x, labels)
+        self.optimizer.apply(tape.gradient(loss, self.trainable_weights), self.trainable_weights)
+        return self._track(terms)
 
     def test_step(self, data):
-        x = data[0] if isinstance(data, (tuple, list)) else data
-        self._update_trackers(self._nll_terms(x, seed=self.seed_generator, training=False))
-        return {name: t.result() for name, t in self.trackers.items()}
+        x, labels = self._unpack(data)
+        return self._track(self._nll_terms(x, seed=self.seed_generator, training=False, labels=labels))

@@ -12,19 +12,22 @@ the same discrete data:
 """
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import tensorflow as tf
 import tensorflow_probability as tfp
 
 tfd = tfp.distributions
-KINDS = ("bernoulli", "categorical", "discretized_logistic")
+PixelLaw = Literal["auto", "bernoulli", "categorical", "discretized_logistic"]  # a config's `decoder` field
+PIXEL_LAWS = get_args(PixelLaw)[1:]
 
 
 def resolve_kind(kind: str, levels: int) -> str:
     """`auto` picks Bernoulli for binary data and a categorical softmax otherwise."""
     if kind == "auto":
         return "bernoulli" if levels == 2 else "categorical"
-    if kind not in KINDS:
-        raise ValueError(f"unknown pixel distribution {kind!r}; choose one of auto, {', '.join(KINDS)}")
+    if kind not in PIXEL_LAWS:
+        raise ValueError(f"unknown pixel distribution {kind!r}; choose one of auto, {', '.join(PIXEL_LAWS)}")
     if kind == "bernoulli" and levels != 2:
         raise ValueError(f"a Bernoulli decoder needs binary data, this data has {levels} levels; "
                          f"use 'categorical' or 'discretized_logistic'")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import typing
 
 _REGISTRY: dict[str, type] = {}
 
@@ -17,6 +18,10 @@ def register(name: str):
     def wrap(cls):
         import keras
 
+        from zoo.vocabulary import FAMILY_OF
+
+        if name not in FAMILY_OF:
+            raise ValueError(f"model name {name!r} has no family: add it to zoo.vocabulary.FAMILY_OF")
         if name in _REGISTRY:
             raise ValueError(f"model name {name!r} is registered twice")
         cls.registry_name = name
@@ -38,12 +43,12 @@ def get_model_class(name: str) -> type:
     return _REGISTRY[name]
 
 
-def unknown_key_error(what: str, key: str, valid, where: str = "") -> ValueError:
+def unknown_key_error(what: str, key: str, valid, where: str = "", plural: str = "") -> ValueError:
     """The zoo's one wording for a mistyped name, with a close-match suggestion (no TF import)."""
-    valid = sorted(valid)
-    close = difflib.get_close_matches(key, valid, n=1)
+    valid = sorted(map(str, valid))
+    close = difflib.get_close_matches(str(key), valid, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return ValueError(f"unknown {what} {key!r}{where}{hint}; valid {what}s: {', '.join(valid) or '(none)'}")
+    return ValueError(f"unknown {what} {key!r}{where}{hint}; valid {plural or what + 's'}: {', '.join(valid) or '(none)'}")
 
 
 def added_field(default, **kwargs):
@@ -61,12 +66,36 @@ def config_dict(cfg) -> dict:
     return out
 
 
+# Hyper-parameters renamed so that one idea has one name in every family: old name -> new name(s).
+RENAMED = {"hidden": ("width", "depth"), "filters": ("width",), "n_layers": ("depth",), "n_blocks": ("depth",),
+           "res_blocks": ("depth",)}
+
+
+def choices(config_cls) -> dict[str, tuple]:
+    """{field: its allowed values} for the `Literal[...]` fields of a config dataclass."""
+    hints = typing.get_type_hints(config_cls)
+    return {f.name: typing.get_args(hints[f.name]) for f in dataclasses.fields(config_cls)
+            if typing.get_origin(hints[f.name]) is typing.Literal}
+
+
 def make_config(config_cls, where: str, **values):
-    """Build a config dataclass, rejecting unknown keys by name."""
+    """Build a config dataclass, rejecting unknown keys and values outside a `Literal[...]` by name.
+
+    Raises ValueError: "unknown key 'latnet_dim' in vae hyper-parameter (did you mean 'latent_dim'?)",
+    "unknown network 'mpl' in vae hyper-parameter (did you mean 'mlp'?); valid networks: conv, mlp".
+    """
     names = {f.name for f in dataclasses.fields(config_cls)}
     for key in values:
-        if key not in names:
-            raise unknown_key_error("key", key, names, where=f" in {where}")
+        if key in names:
+            continue
+        new = [n for n in RENAMED.get(key, ()) if n in names]
+        if new:
+            raise ValueError(f"unknown key {key!r} in {where}: it was renamed to {' and '.join(map(repr, new))} "
+                             f"(the same name in every family); valid keys: {', '.join(sorted(names))}")
+        raise unknown_key_error("key", key, names, where=f" in {where}")
+    for key, allowed in choices(config_cls).items():
+        if key in values and values[key] not in allowed:
+            raise unknown_key_error(key, values[key], allowed, where=f" in {where}", plural=f"{key} values")
     return config_cls(**values)
 
 

@@ -41,12 +41,10 @@ def fit(model, dataset, train, out_dir, seed=0, on_epoch=None, extra_callbacks=(
     out_dir = Path(out_dir)
     n_train = len(dataset.train)
     steps = train.steps_per_epoch or math.ceil(n_train / train.batch_size)
-    if train.lr_schedule == "cosine":
-        lr = keras.optimizers.schedules.CosineDecay(model.hp.learning_rate, decay_steps=steps * train.epochs)
-        model.compile_default(optimizer=keras.optimizers.Adam(lr))
-    elif train.lr_schedule != "constant":
-        raise ValueError(f"unknown lr_schedule {train.lr_schedule!r}; choose 'constant' or 'cosine'")
-    labels = bool(getattr(model, "needs_labels", False))  # class-conditional models train on (x, y)
+    if train.lr_schedule == "cosine":  # every family schedules each optimizer from its own initial rate
+        model.compile_default(lr_schedule=lambda lr: keras.optimizers.schedules.CosineDecay(
+            lr, decay_steps=steps * train.epochs))
+    labels = model.needs_labels  # class-conditional models train on (x, y)
     train_ds = dataset.tf_dataset("train", train.batch_size, shuffle=True, seed=seed,
                                   repeat=bool(train.steps_per_epoch), with_labels=labels)
     valid_ds = dataset.tf_dataset("valid", max(train.batch_size, 256), shuffle=False, with_labels=labels)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Literal
 
 import keras
 import numpy as np
@@ -112,16 +113,15 @@ def unet(data_shape, params, channels, res_blocks, attention, time_dim, act, nam
 @dataclasses.dataclass
 class DiffusionConfig(ModelConfig):
     timesteps: int = 0  # T discrete steps; 0 = continuous time (VDM)
-    schedule: str = "linear"  # linear | cosine (in log-SNR, see zoo.diffusion_maths)
+    schedule: Literal["linear", "cosine"] = "linear"  # in log-SNR, see zoo.diffusion_maths
     gamma_min: float = -10.0  # -log SNR at t = 0 (sets the reconstruction term)
     gamma_max: float = 8.0  # -log SNR at t = 1 (sets the prior term)
-    denoiser: str = "categorical"  # categorical | eps
-    loss: str = "vlb"  # vlb | simple
-    network: str = "auto"  # auto (unet from 8x8 up, else mlp) | mlp | unet
-    width: int = 256  # mlp
-    depth: int = 3  # mlp residual blocks
+    denoiser: Literal["categorical", "eps"] = "categorical"
+    loss: Literal["vlb", "simple"] = "vlb"
+    network: Literal["auto", "mlp", "unet"] = "auto"  # auto: unet from 8x8 up, else mlp
+    width: int = 256  # mlp: units of each residual block
+    depth: int | None = None  # residual blocks (mlp) or residual blocks per resolution (unet); None: 3 / 1
     channels: list = dataclasses.field(default_factory=lambda: [32, 64])  # unet, one per resolution
-    res_blocks: int = 1  # unet residual blocks per resolution
     attention: bool = False  # unet self-attention at the lowest resolution
     time_dim: int = 64  # sinusoidal time features
     activation: str = "silu"
@@ -140,15 +140,12 @@ class Diffusion(GenerativeModel):
     likelihood = "vlb"
     term_names = ("prior", "diffusion", "reconstruction")
     sample_methods = ("ancestral", "ddim")  # the benchmark times both (fastest last)
+    can_inpaint = True
     Config = DiffusionConfig
 
     def __init__(self, data_shape, levels, **hparams):
         super().__init__(data_shape, levels, **hparams)
         hp = self.hp
-        for key, value, valid in (("denoiser", hp.denoiser, ("eps", "categorical")), ("loss", hp.loss, ("vlb", "simple")),
-                                  ("network", hp.network, ("auto", "mlp", "unet"))):
-            if value not in valid:
-                raise ValueError(f"diffusion: unknown {key} {value!r}; choose one of {', '.join(valid)}")
         if hp.timesteps < 0 or min(hp.t_samples, hp.eval_t_samples, hp.sample_steps, hp.ddim_steps) < 1:
             raise ValueError("diffusion: timesteps must be >= 0 and t_samples, eval_t_samples, sample_steps, "
                              "ddim_steps >= 1")
@@ -157,12 +154,13 @@ class Diffusion(GenerativeModel):
         p = self.levels if hp.denoiser == "categorical" else 1
         network = hp.network if hp.network != "auto" else ("unet" if min(self.data_shape[:2]) >= 8 else "mlp")
         if network == "mlp":
-            self.net = mlp_net(self.data_shape, p, hp.width, hp.depth, hp.time_dim, hp.activation, "denoiser")
+            depth = 3 if hp.depth is None else hp.depth
+            self.net = mlp_net(self.data_shape, p, hp.width, depth, hp.time_dim, hp.activation, "denoiser")
         else:
-            self.net = unet(self.data_shape, p, hp.channels, hp.res_blocks, hp.attention, hp.time_dim,
-                            hp.activation, "denoiser")
+            depth = 1 if hp.depth is None else hp.depth
+            self.net = unet(self.data_shape, p, hp.channels, depth, hp.attention, hp.time_dim, hp.activation,
+                            "denoiser")
         self.ancestral_steps = hp.timesteps or hp.sample_steps
-        self._reverse_fns = {}
         self.built = True
 
     # --- network -------------------------------------------------------------------------------
@@ -217,18 +215,14 @@ class Diffusion(GenerativeModel):
                  "reconstruction": dm.reconstruction_nll(x, z_0, self.schedule.gamma(zeros), self.values)}
         return terms, mse
 
-    def _nll_terms(self, x, seed, training):
+    def _nll_terms(self, x, seed, training, labels=None):
         return self._bound(x, seed, self.hp.t_samples if training else self.hp.eval_t_samples)[0]
 
-    def train_step(self, data):
-        x = data[0] if isinstance(data, (tuple, list)) else data
-        with tf.GradientTape() as tape:
-            terms, mse = self._bound(x, self.seed_generator, self.hp.t_samples)
-            vlb = tf.reduce_mean(tf.add_n(list(terms.values())))  # mean nats per example
-            loss = vlb if self.hp.loss == "vlb" else tf.reduce_mean(mse) / self.num_dims  # Ho et al. L_simple
-        self.optimizer.apply(tape.gradient(loss, self.trainable_weights), self.trainable_weights)
-        self._update_trackers(terms)
-        return {name: t.result() for name, t in self.trackers.items()}
+    def _training_loss(self, x, labels):
+        """The VLB, or Ho et al.'s L_simple = E||eps - eps_hat||^2 per sub-pixel (eq. 14); the trackers
+        show the VLB's terms either way."""
+        terms, mse = self._bound(x, self.seed_generator, self.hp.t_samples)
+        return (self.mean_nll(terms) if self.hp.loss == "vlb" else tf.reduce_mean(mse) / self.num_dims), terms
 
     def reports(self, x, seed=0, grid=50):
         """timestep_loss: the diffusion term's density at t (nats per unit t, mean over `x`) on a grid
@@ -248,73 +242,102 @@ class Diffusion(GenerativeModel):
         log_snr = -self.schedule.gamma(tf.constant(t, tf.float32)).numpy()
         return {"timestep_loss": pd.DataFrame({"t": t, "log_snr": log_snr, "nats": nats})}
 
-    # --- samplers ------------------------------------------------------------------------------
+    # --- samplers: one step function and one loop each (improved-diffusion), RePaint on top ---------
     def _grid(self, i, steps):
         """t_i = i / steps (rounded to the T-step grid when discrete)."""
         t = tf.cast(i, tf.float32) / tf.cast(steps, tf.float32)
         return tf.round(t * self.hp.timesteps) / self.hp.timesteps if self.hp.timesteps else t
 
-    def _reverse(self, base, steps, eta, known, mask, ddim, inpaint, resample):
-        """From z_1 ~ N(0, I) down the grid to z_0, then x ~ p(x | z_0); when inpainting, the known pixels
-        (`mask` 1) are re-drawn from q(z_s | known) each step. `base` a stateless seed."""
-        shape = tf.shape(known)
+    def _step_times(self, i, steps, n):
+        """(t, s) = (t_i, t_{i-1}) as `[n]` each."""
+        return tf.fill([n], self._grid(i, steps)), tf.fill([n], self._grid(i - 1, steps))
+
+    def p_sample(self, z, t, s, noise):
+        """One ancestral step z_s ~ p(z_s | z_t) = q(z_s | z_t, x_hat(z_t)), t > s `[n]` (Ho et al. alg. 2)."""
+        g = self.schedule.gamma
+        return dm.ancestral_step(z, self.eps_hat(z, t), g(s), g(t), noise)
+
+    def ddim_sample(self, z, t, s, noise, eta):
+        """One DDIM step z_t -> z_s (Song et al. 2021, eq. 12): eta 0 deterministic, 1 ancestral-like."""
+        g = self.schedule.gamma
+        return dm.ddim_step(z, self.eps_hat(z, t), g(s), g(t), noise, eta)
+
+    def _start(self, n, base):
+        """z_1 ~ N(0, I) `[n, H, W, C]` and the loop's and the decoder's stateless seeds."""
         init, loop, last = tf.unstack(tf.random.experimental.stateless_split(base, 3))
-        z = tf.random.stateless_normal(shape, seed=init)
+        return tf.random.stateless_normal(tf.concat([[n], self.data_shape], 0), seed=init), loop, last
+
+    def _noise(self, loop, i, like, k=0):
+        """Standard normal noise `k` (0 step, 1 known pixels, 2 jump back) of loop iteration i."""
+        seeds = tf.random.experimental.stateless_split(tf.random.experimental.stateless_fold_in(loop, i), 3)
+        return tf.random.stateless_normal(tf.shape(like), seed=seeds[k])
+
+    def _decode(self, z, last):
+        """x ~ p(x | z_0): int32 levels `[n, H, W, C]`."""
+        logits = dm.decoder_logits(z, self.schedule.gamma(tf.zeros(tf.shape(z)[:1])), self.values)  # [n,H,W,C,L]
+        draw = tf.random.stateless_categorical(tf.reshape(logits, [-1, self.levels]), 1, seed=last)
+        return tf.reshape(tf.cast(draw, tf.int32), tf.shape(z))
+
+    @tf.function(reduce_retracing=True)
+    def p_sample_loop(self, n, steps, base):
+        """`n` images by `steps` ancestral steps from t = 1 to 0, then p(x | z_0); `base` a stateless seed."""
+        z, loop, last = self._start(n, base)
 
         def body(i, z):
-            t, s = self._grid(i, steps), self._grid(i - 1, steps)
-            tb = tf.fill(shape[:1], t)
-            g_t, g_s = self.schedule.gamma(tb), self.schedule.gamma(tf.fill(shape[:1], s))
+            t, s = self._step_times(i, steps, n)
+            return i - 1, self.p_sample(z, t, s, self._noise(loop, i, z))
+
+        return self._decode(tf.while_loop(lambda i, _: i > 0, body, (steps, z))[1], last)
+
+    @tf.function(reduce_retracing=True)
+    def ddim_sample_loop(self, n, steps, eta, base):
+        """`n` images by `steps` DDIM steps from t = 1 to 0, then p(x | z_0)."""
+        z, loop, last = self._start(n, base)
+
+        def body(i, z):
+            t, s = self._step_times(i, steps, n)
+            return i - 1, self.ddim_sample(z, t, s, self._noise(loop, i, z), eta)
+
+        return self._decode(tf.while_loop(lambda i, _: i > 0, body, (steps, z))[1], last)
+
+    @tf.function(reduce_retracing=True)
+    def repaint_loop(self, x, mask, steps, base, method, eta, resample):
+        """RePaint (Lugmayr et al. 2022, alg. 1) around either sampler: each step, the known sub-pixels
+        (`mask` 1) are drawn from q(z_s | x) and the rest by the sampler; `resample` - 1 times the
+        result is noised back to t (q(z_t | z_s)) and the step redone. x uint8 `[n, H, W, C]`."""
+        known = self.preprocess(x)
+        z, loop, last = self._start(tf.shape(x)[0], base)
+        g = self.schedule.gamma
+
+        def body(i, z):
+            t, s = self._step_times(i, steps, tf.shape(x)[0])
             for j in range(resample):
-                seeds = tf.random.experimental.stateless_split(
-                    tf.random.experimental.stateless_fold_in(loop, i * resample + j), 3)
-                noise, eps_hat = tf.random.stateless_normal(shape, seed=seeds[0]), self.eps_hat(z, tb)
-                step = dm.ddim_step(z, eps_hat, g_s, g_t, noise, eta) if ddim else \
-                    dm.ancestral_step(z, eps_hat, g_s, g_t, noise)
-                if inpaint:
-                    z_known = dm.q_sample(known, g_s, tf.random.stateless_normal(shape, seed=seeds[1]))
-                    step = mask * z_known + (1.0 - mask) * step
-                z = dm.forward_step(step, g_s, g_t, tf.random.stateless_normal(shape, seed=seeds[2])) \
-                    if j < resample - 1 else step
+                key = i * resample + j
+                noise = self._noise(loop, key, z)
+                z_s = self.ddim_sample(z, t, s, noise, eta) if method == "ddim" else self.p_sample(z, t, s, noise)
+                z_s = mask * dm.q_sample(known, g(s), self._noise(loop, key, z, 1)) + (1.0 - mask) * z_s
+                z = dm.forward_step(z_s, g(s), g(t), self._noise(loop, key, z, 2)) if j < resample - 1 else z_s
             return i - 1, z
 
-        _, z = tf.while_loop(lambda i, _: i > 0, body, (tf.identity(steps), z))
-        logits = dm.decoder_logits(z, self.schedule.gamma(tf.zeros(shape[:1])), self.values)  # [n, H, W, C, L]
-        draw = tf.random.stateless_categorical(tf.reshape(logits, [-1, self.levels]), 1, seed=last)
-        x = tf.reshape(tf.cast(draw, tf.int32), shape)
-        if inpaint:
-            x = tf.where(mask > 0, tf.cast(tf.round((known + 1.0) * (self.levels - 1) / 2.0), tf.int32), x)
-        return x
+        out = self._decode(tf.while_loop(lambda i, _: i > 0, body, (steps, z))[1], last)
+        return tf.where(mask > 0, tf.cast(x, tf.int32), out)
 
-    def _run(self, n_or_x, seed, method, steps, eta, mask=None, resample=1):
-        if method not in self.sample_methods:
-            raise ValueError(f"unknown sampling method {method!r}; choose one of {', '.join(self.sample_methods)}")
+    def _steps(self, method, steps):
         steps = int(steps or (self.ancestral_steps if method == "ancestral" else self.hp.ddim_steps))
         if self.hp.timesteps and steps > self.hp.timesteps:
             raise ValueError(f"diffusion: at most T = {self.hp.timesteps} steps for this discrete-time model")
-        key = (method == "ddim", mask is not None, int(resample))
-        if key not in self._reverse_fns:  # one graph per variant, for any number of images
-            images = tf.TensorSpec([None, *self.data_shape], tf.float32)
-            signature = [tf.TensorSpec([2], tf.int32), tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.float32),
-                         images, images]
-            self._reverse_fns[key] = tf.function(lambda *a: self._reverse(*a, *key), input_signature=signature)
-        base = keras.random.randint([2], 0, 2 ** 30, seed=self._seed(seed), dtype="int32")
-        known = tf.zeros([n_or_x, *self.data_shape]) if mask is None else self.preprocess(n_or_x)
-        out = self._reverse_fns[key](base, tf.constant(steps), tf.constant(float(eta)), known,
-                                     tf.zeros_like(known) if mask is None else mask)
-        return tf.cast(tf.clip_by_value(out, 0, self.levels - 1), tf.uint8)
+        return tf.constant(steps)
 
-    def sample(self, n: int, seed=None, method: str = "ancestral", steps=None, eta: float = 0.0):
-        """`n` samples, uint8 `[n, H, W, C]`: "ancestral" (every step; T, or `sample_steps` in continuous
-        time) or "ddim" (`steps`, default `ddim_steps`; `eta` 0 deterministic, 1 ancestral-like)."""
-        return self._run(int(n), seed, method, steps, eta)
+    def _sample(self, n, seed, method="ancestral", steps=None, eta=0.0):
+        """`method` "ancestral" (every step: T, or `sample_steps` in continuous time) or "ddim" (`steps`,
+        default `ddim_steps`; `eta` 0 deterministic, 1 ancestral-like)."""
+        base = keras.random.randint([2], 0, 2 ** 30, seed=seed, dtype="int32")
+        if method == "ddim":
+            return self.ddim_sample_loop(tf.constant(n), self._steps(method, steps), tf.constant(float(eta)), base)
+        return self.p_sample_loop(tf.constant(n), self._steps(method, steps), base)
 
-    def _sample(self, n, seed):
-        return self.sample(n, seed=seed)
-
-    def inpaint(self, x, mask, seed=None, method="ancestral", steps=None, eta=0.0, resample=1):
-        """Fill the pixels where `mask` is False given the others (RePaint): uint8 like `x`; the known
-        pixels come back exactly. `mask` broadcasts to `x` ([B, H, W, C], [H, W, C], ...)."""
-        x = self.check_input(x)
-        mask = tf.cast(tf.broadcast_to(tf.cast(mask, tf.bool), tf.shape(x)), tf.float32)
-        return self._run(x, seed, method, steps, eta, mask=mask, resample=resample)
+    def _inpaint(self, x, mask, seed, method="ancestral", steps=None, eta=0.0, resample=1):
+        """RePaint with either sampler; `resample` >= 1 jumps per step."""
+        base = keras.random.randint([2], 0, 2 ** 30, seed=seed, dtype="int32")
+        return self.repaint_loop(x, mask, self._steps(method, steps), base, method, tf.constant(float(eta)),
+                                 int(resample))

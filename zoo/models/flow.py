@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Literal
 
 import keras
 import numpy as np
@@ -161,11 +162,11 @@ class MixtureCDF(layers.Layer):
 class FlowConfig(ModelConfig):
     n_scales: int = 0  # 0 = auto: halve H, W while both stay even and >= 4 (at least one squeeze)
     n_couplings: int = 3  # couplings per mask type and scale (checkerboard, then channel-wise)
-    network: str = "conv"  # shift-and-log-scale networks: "conv" (ResNet) or "mlp" (dense, flattened)
-    hidden: int = 32  # conv filters / dense units of each network
-    n_blocks: int = 1  # residual blocks (conv) or extra hidden layers (mlp) per network
+    network: Literal["conv", "mlp"] = "conv"  # shift-and-log-scale nets: ResNet, or dense on the flattened image
+    width: int = 32  # conv filters / dense units of each network
+    depth: int = 1  # residual blocks (conv) or extra hidden layers (mlp) per network
     alpha: float = 0.05  # logit transform y' = logit(alpha + (1 - 2 alpha) y)
-    dequantization: str = "variational"  # "uniform" or "variational" q(u|x)
+    dequantization: Literal["uniform", "variational"] = "variational"  # q(u|x)
     deq_couplings: int = 2  # variational: checkerboard couplings after the conditional affine map
     deq_mixtures: int = 4  # variational: logistic components of the final CDF (0 = a sigmoid)
     learning_rate: float = 2e-3
@@ -177,6 +178,7 @@ class RealNVP(GenerativeModel):
     """Multi-scale RealNVP with (variational) dequantisation; `encode`/`decode` are f and f^-1."""
 
     likelihood = "elbo"
+    has_importance_sampling = True
     term_names = ("prior", "logdet", "logit", "dequantization")
     Config = FlowConfig
 
@@ -185,12 +187,8 @@ class RealNVP(GenerativeModel):
         hp = self.hp
         if not 0.0 < hp.alpha < 0.5:
             raise ValueError(f"alpha must be in (0, 0.5), got {hp.alpha}")
-        if hp.network not in ("conv", "mlp"):
-            raise ValueError(f"unknown network {hp.network!r}; choose 'conv' or 'mlp'")
-        if hp.dequantization not in ("uniform", "variational"):
-            raise ValueError(f"unknown dequantization {hp.dequantization!r}; choose 'uniform' or 'variational'")
         h, w, c = self.data_shape
-        nets = (hp.network, hp.hidden, hp.n_blocks)
+        nets = (hp.network, hp.width, hp.depth)
         self.dequantizer = []  # q(u|x): eps -> conditional couplings -> mixture CDF -> u
         if hp.dequantization == "variational":
             masks = [np.zeros(self.data_shape, np.float32)] + [checkerboard(self.data_shape, i % 2)
@@ -212,7 +210,7 @@ class RealNVP(GenerativeModel):
                 self.z_shapes.append((h, w, c // 2))
                 c //= 2
         self.z_shapes.append((h, w, c))
-        self.is_budget = max(1, 2 ** 23 // (self.num_dims * hp.hidden))  # IS chunk: bound activation memory
+        self.is_budget = max(1, 2 ** 23 // (self.num_dims * hp.width))  # IS chunk: bound activation memory
         self.built = True
 
     @staticmethod
@@ -226,7 +224,7 @@ class RealNVP(GenerativeModel):
         hp = self.hp
         for i in range(hp.n_couplings):
             self.steps.append(ActNorm(shape[2], name=f"{prefix}{i}_actnorm"))
-            self.steps.append(Coupling(shape, make_mask(shape, i % 2), hp.network, hp.hidden, hp.n_blocks,
+            self.steps.append(Coupling(shape, make_mask(shape, i % 2), hp.network, hp.width, hp.depth,
                                        name=f"{prefix}{i}"))
 
     # --- the bijections ----------------------------------------------------------------------
@@ -300,7 +298,7 @@ class RealNVP(GenerativeModel):
         u, log_det = self.dequantizer_forward(eps, x)
         return xf + u, -_sum_hwc(0.5 * tf.square(eps) + 0.5 * LOG_2PI) - log_det  # log N(eps) - log|det|
 
-    def _nll_terms(self, x, seed, training):
+    def _nll_terms(self, x, seed, training, labels=None):
         v, log_q = self._dequantize(x, seed)
         return {**self._terms(v), "dequantization": log_q}
 

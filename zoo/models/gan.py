@@ -22,8 +22,8 @@ obs_sigma (in levels) is part of that model: Wu et al. pick it on validation dat
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
+from typing import Literal
 
 import keras
 import numpy as np
@@ -44,10 +44,11 @@ class GANConfig(ModelConfig):
     d_learning_rate: float | None = None
     beta_1: float = 0.5  # DCGAN's Adam momentum
     latent_dim: int = 8
-    network: str = "mlp"  # "mlp" (tiny images) | "dcgan" (strided convolutions, e.g. 28x28)
-    hidden: list = dataclasses.field(default_factory=lambda: [256, 256])  # mlp widths (D uses them reversed)
+    network: Literal["mlp", "dcgan"] = "mlp"  # dense (tiny images) or strided convolutions (e.g. 28x28)
+    width: int = 256  # mlp: units of each dense layer (G and D)
+    depth: int = 2  # mlp: dense layers of G and of D
     channels: list = dataclasses.field(default_factory=lambda: [64, 128])  # dcgan: one stride-2 stage each
-    loss: str = "ns"  # "ns" (non-saturating) | "wgan-gp"
+    loss: Literal["ns", "wgan-gp"] = "ns"  # non-saturating or WGAN-GP
     d_steps: int = 1  # k: discriminator steps per generator step
     gp_weight: float = 10.0  # lambda of WGAN-GP
     instance_noise: float = 0.0  # std of N(0, s^2) added to D's real and fake inputs ([-1, 1] units)
@@ -67,16 +68,12 @@ class GAN(GenerativeModel):
     def __init__(self, data_shape, levels, **hparams):
         super().__init__(data_shape, levels, **hparams)
         hp = self.hp
-        if hp.network not in ("mlp", "dcgan"):
-            raise ValueError(f"unknown network {hp.network!r}; choose 'mlp' or 'dcgan'")
-        if hp.loss not in ("ns", "wgan-gp"):
-            raise ValueError(f"unknown GAN loss {hp.loss!r}; choose 'ns' or 'wgan-gp'")
         if hp.d_steps < 1:
             raise ValueError(f"d_steps must be >= 1, got {hp.d_steps}")
-        d = hp.latent_dim
+        d, hidden = hp.latent_dim, [hp.width] * hp.depth
         if hp.network == "mlp":
-            self.generator = nets.mlp((d,), self.data_shape, hp.hidden, "relu", "generator")
-            self.discriminator = nets.mlp(self.data_shape, (1,), hp.hidden[::-1], "leaky_relu", "discriminator")
+            self.generator = nets.mlp((d,), self.data_shape, hidden, "relu", "generator")
+            self.discriminator = nets.mlp(self.data_shape, (1,), hidden, "leaky_relu", "discriminator")
         else:
             self.generator = nets.conv_decoder(d, self.data_shape, 1, hp.channels, [], "relu", "generator")
             self.discriminator = nets.conv_encoder(self.data_shape, 1, hp.channels, [], "leaky_relu",
@@ -95,34 +92,23 @@ class GAN(GenerativeModel):
         return ("nll",) if self.hp.ais_steps > 0 else ()
 
     # --- optimizers (keras-io style) ----------------------------------------------------------
-    def compile(self, d_optimizer=None, g_optimizer=None, optimizer=None, **kwargs):
-        """`compile(d_optimizer, g_optimizer)`; a lone `optimizer` is G's and D gets a copy of it."""
-        g_optimizer = g_optimizer or optimizer or keras.optimizers.Adam(self.hp.learning_rate, beta_1=self.hp.beta_1)
-        d_optimizer = d_optimizer or g_optimizer.from_config(copy.deepcopy(g_optimizer.get_config()))
-        super().compile(optimizer=g_optimizer, **kwargs)  # self.optimizer is G's (the runner logs its lr)
+    def compile(self, d_optimizer, g_optimizer, **kwargs):
+        """`compile(d_optimizer, g_optimizer)` as in keras-io's GAN examples: each network its own
+        optimizer (`self.optimizer` is G's, whose learning rate the runner logs)."""
+        super().compile(optimizer=g_optimizer, **kwargs)
         self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
         g_optimizer.build(self.generator.trainable_variables)  # each optimizer sees only its own network
         d_optimizer.build(self.discriminator.trainable_variables)
 
-    def compile_default(self, optimizer=None, **kwargs):
-        """Adam(learning_rate, beta_1) for G and Adam(d_learning_rate or learning_rate, beta_1) for D.
-
-        Given an optimizer (the runner passes Adam(CosineDecay(learning_rate))), both copy its class
-        and schedule with beta_1 set; D's schedule starts at d_learning_rate when that is set."""
+    def compile_default(self, lr_schedule=None, **kwargs):
+        """Adam(learning_rate, beta_1) for G and Adam(d_learning_rate or learning_rate, beta_1) for D;
+        `lr_schedule(initial_lr)` (e.g. the runner's cosine decay) schedules each from its own start."""
         hp = self.hp
-        if optimizer is None:
-            optimizer = keras.optimizers.Adam(hp.learning_rate)
-        cfg = optimizer.get_config()
-        if "beta_1" in cfg:
-            cfg["beta_1"] = hp.beta_1
-        g_optimizer, d_cfg = type(optimizer).from_config(copy.deepcopy(cfg)), copy.deepcopy(cfg)
-        if hp.d_learning_rate is not None:
-            if isinstance(d_cfg["learning_rate"], dict):  # a serialized schedule
-                d_cfg["learning_rate"]["config"]["initial_learning_rate"] = hp.d_learning_rate
-            else:
-                d_cfg["learning_rate"] = hp.d_learning_rate
+        d_lr = hp.learning_rate if hp.d_learning_rate is None else hp.d_learning_rate
         kwargs.setdefault("jit_compile", hp.jit_compile)
-        self.compile(d_optimizer=type(optimizer).from_config(d_cfg), g_optimizer=g_optimizer, **kwargs)
+        self.compile(d_optimizer=keras.optimizers.Adam(self.learning_rate(d_lr, lr_schedule), beta_1=hp.beta_1),
+                     g_optimizer=keras.optimizers.Adam(self.learning_rate(hp.learning_rate, lr_schedule),
+                                                       beta_1=hp.beta_1), **kwargs)
         return self
 
     def compile_from_config(self, config):
@@ -250,7 +236,7 @@ class GAN(GenerativeModel):
         return [("obs_sigma", self.hp.obs_sigma, None), ("valid_ais_nll", -scores[self.hp.obs_sigma], "ais"),
                 ("obs_sigma_at_grid_edge", float(at_edge), None)]
 
-    def _nll_terms(self, x, seed, training):
+    def _nll_terms(self, x, seed, training, labels=None):
         if self.hp.ais_steps <= 0:
             raise ValueError(f"{self.name} has no likelihood (likelihood='none'): build it with ais_steps > 0 "
                              f"(e.g. ais_steps=100) for an annealed-importance-sampling estimate, or call "

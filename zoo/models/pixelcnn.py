@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Literal
 
 import keras
 import numpy as np
@@ -27,7 +28,7 @@ import tensorflow as tf
 from keras import ops
 
 from zoo.contract import GenerativeModel, ModelConfig
-from zoo.distributions import num_params, pixel_distribution, pixel_log_prob, pixel_sample, resolve_kind
+from zoo.distributions import PixelLaw, num_params, pixel_distribution, pixel_log_prob, pixel_sample, resolve_kind
 from zoo.registry import register
 
 
@@ -83,10 +84,10 @@ def _shift_down(x):
 
 @dataclasses.dataclass
 class PixelCNNConfig(ModelConfig):
-    filters: int = 64  # feature maps of each stack (>= channels; groups of filters/C serve R, G, B)
-    n_layers: int = 6  # gated blocks
+    width: int = 64  # feature maps of each stack (>= channels; groups of width/C serve R, G, B)
+    depth: int = 6  # gated blocks
     kernel_size: int = 3  # odd k: vertical (k//2+1) x k, horizontal 1 x (k//2+1)
-    decoder: str = "auto"  # auto | bernoulli | categorical | discretized_logistic
+    decoder: PixelLaw = "auto"  # auto = bernoulli (2 levels) else categorical
     num_classes: int = 0  # > 0: class-conditional p(x | y), labels 0..num_classes-1
 
 
@@ -103,14 +104,14 @@ class PixelCNN(GenerativeModel):
         super().__init__(data_shape, levels, **hparams)
         hp = self.hp
         h, w, c = self.data_shape
-        if hp.kernel_size < 3 or hp.kernel_size % 2 == 0 or hp.n_layers < 1 or hp.num_classes < 0:
-            raise ValueError(f"pixelcnn: need an odd kernel_size >= 3, n_layers >= 1, num_classes >= 0; got "
-                             f"{hp.kernel_size}, {hp.n_layers}, {hp.num_classes}")
-        if hp.filters < c:
-            raise ValueError(f"pixelcnn: filters ({hp.filters}) must be >= the {c} image channels")
+        if hp.kernel_size < 3 or hp.kernel_size % 2 == 0 or hp.depth < 1 or hp.num_classes < 0:
+            raise ValueError(f"pixelcnn: need an odd kernel_size >= 3, depth >= 1, num_classes >= 0; got "
+                             f"{hp.kernel_size}, {hp.depth}, {hp.num_classes}")
+        if hp.width < c:
+            raise ValueError(f"pixelcnn: width ({hp.width}) must be >= the {c} image channels")
         self.pixel_kind = resolve_kind(hp.decoder, self.levels)
-        self.num_classes, self.needs_labels = hp.num_classes, hp.num_classes > 0
-        f, r, n = hp.filters, hp.kernel_size // 2, hp.n_layers
+        self.num_classes = hp.num_classes
+        f, r, n = hp.width, hp.kernel_size // 2, hp.depth
         self.v_convs = [CausalConv2D(2 * f, (r + 1, hp.kernel_size), (r, r, r), name=f"v{i}") for i in range(n)]
         self.links = [CausalConv2D(2 * f, name=f"v_to_h{i}") for i in range(n)]
         self.h_convs = [CausalConv2D(2 * f, (1, r + 1), (0, r, 0), "A" if i == 0 else "B", c, 2, name=f"h{i}")
@@ -134,7 +135,7 @@ class PixelCNN(GenerativeModel):
     def _embed(self, labels):
         """Per block the (vertical, horizontal) biases, each [B, 1, 1, 2F] (zeros if unconditional)."""
         if not self.needs_labels:
-            return [(0.0, 0.0)] * self.hp.n_layers
+            return [(0.0, 0.0)] * self.hp.depth
         return [tuple(tf.split(e(labels)[:, None, None], 2, axis=-1)) for e in self.embeds]
 
     def _vertical(self, xf, emb):
@@ -163,16 +164,6 @@ class PixelCNN(GenerativeModel):
         return self._horizontal(xf, self._vertical(xf, emb), emb)
 
     # --- likelihood ----------------------------------------------------------------------------
-    def _labels(self, labels, n):
-        if not self.needs_labels:
-            if labels is not None:
-                raise ValueError(f"{self.name} is unconditional (num_classes=0); it takes no labels")
-            return tf.zeros([n], tf.int32)
-        labels = tf.broadcast_to(tf.cast(labels, tf.int32), [n])
-        if tf.executing_eagerly() and not bool(tf.reduce_all((labels >= 0) & (labels < self.num_classes))):
-            raise ValueError(f"{self.name}: labels must be in [0, {self.num_classes - 1}]")
-        return labels
-
     def _cond_log_prob(self, x, labels):
         """log p(x | y), [B]."""
         return pixel_log_prob(self.pixel_kind, self.params(self.preprocess(x), labels), x, self.levels)
@@ -189,27 +180,21 @@ class PixelCNN(GenerativeModel):
         out = fn(tf.tile(x, [k, 1, 1, 1]), tf.repeat(tf.range(k, dtype=tf.int32), b))
         return tf.reshape(out, tf.concat([[k, b], tf.shape(out)[1:]], 0))
 
-    def _nll_terms(self, x, seed, training):
-        if not self.needs_labels:
-            return {"nll": -self._cond_log_prob(x, None)}
+    def _nll_terms(self, x, seed, training, labels=None):
+        """-log p(x | y) given labels; else -log p(x), for a conditional model the exact marginal
+        log K - logsumexp_y log p(x | y) (uniform p(y))."""
+        if labels is not None or not self.needs_labels:
+            return {"nll": -self._cond_log_prob(x, labels)}
         lp = self._every_label(self._cond_log_prob, x)  # [K, B]
         return {"nll": math.log(self.num_classes) - tf.reduce_logsumexp(lp, axis=0)}
-
-    def conditional_log_prob(self, x, labels):
-        """log p(x | y) in nats, [B]; labels an int or [B]."""
-        x = self.check_input(x)
-        return self._cond_log_prob(x, self._labels(labels, tf.shape(x)[0]))
-
-    def log_prob(self, x, seed=None, labels=None):
-        """log p(x) (the marginal over labels for a conditional model), or log p(x | labels)."""
-        return super().log_prob(x, seed) if labels is None else self.conditional_log_prob(x, labels)
 
     def pixel_nll(self, x, labels=None):
         """-log p(x_t | x_<t) per sub-pixel t, [B, H, W, C] nats; sums to -log_prob(x). A conditional
         model without labels gives the marginal's factors: p(x_t | x_<t) = p(x_<=t) / p(x_<t)."""
         x = self.check_input(x)
+        labels = self.check_labels(labels, tf.shape(x)[0])
         if not self.needs_labels or labels is not None:
-            return -self._pixel_log_probs(x, self._labels(labels, tf.shape(x)[0]))
+            return -self._pixel_log_probs(x, labels)
         lp = self._every_label(self._pixel_log_probs, x)  # [K, B, H, W, C]
         flat = tf.reshape(lp, [self.num_classes, tf.shape(x)[0], -1])  # raster order, channels innermost
         prefix = tf.reduce_logsumexp(tf.cumsum(flat, axis=-1), axis=0) - math.log(self.num_classes)  # [B, D]
@@ -220,44 +205,19 @@ class PixelCNN(GenerativeModel):
         """pixel_nll: the mean -log p(x_t | x_<t) of `x` at each (row, col, channel), nats."""
         import pandas as pd
 
-        nll = np.concatenate([self.pixel_nll(x[s:s + 100]).numpy() for s in range(0, len(x), 100)]).mean(0)  # [H, W, C]
-        rows, cols, chans = np.indices(nll.shape)
+        nll = np.concatenate([self.pixel_nll(x[s:s + 100]).numpy() for s in range(0, len(x), 100)]).mean(0)
+        rows, cols, chans = np.indices(nll.shape)  # nll: [H, W, C]
         return {"pixel_nll": pd.DataFrame({"row": rows.ravel(), "col": cols.ravel(), "channel": chans.ravel(),
                                            "nats": nll.ravel()})}
 
-    # --- training: (x, y) batches for a conditional model ----------------------------------------
-    def _batch_terms(self, data, training):
-        if self.needs_labels and isinstance(data, (tuple, list)) and len(data) > 1:
-            return {"nll": -self._cond_log_prob(data[0], tf.cast(data[1], tf.int32))}  # -log p(x | y)
-        x = data[0] if isinstance(data, (tuple, list)) else data
-        return self._nll_terms(x, seed=self.seed_generator, training=training)  # unlabelled: marginal
-
-    def train_step(self, data):
-        with tf.GradientTape() as tape:
-            terms = self._batch_terms(data, training=True)
-            loss = tf.reduce_mean(tf.add_n(list(terms.values())))
-        self.optimizer.apply(tape.gradient(loss, self.trainable_weights), self.trainable_weights)
-        self._update_trackers(terms)
-        return {name: t.result() for name, t in self.trackers.items()}
-
-    def test_step(self, data):
-        self._update_trackers(self._batch_terms(data, training=False))
-        return {name: t.result() for name, t in self.trackers.items()}
-
     # --- sampling ------------------------------------------------------------------------------
-    def sample(self, n: int, seed=None, labels=None, method: str = "fast"):
-        """`n` samples, uint8 [n, H, W, C]; `labels` (int or [n]) for a conditional model, drawn
-        uniformly when None; `method` "fast" (row-cropped, cached vertical stack) or "naive"."""
-        out = self._sample(int(n), seed=self._seed(seed), labels=labels, method=method)
-        return tf.cast(tf.clip_by_value(out, 0, self.levels - 1), tf.uint8)
-
     def _sample(self, n, seed, labels=None, method="fast"):
-        if method not in ("fast", "naive"):
-            raise ValueError(f"unknown sampling method {method!r}; choose 'fast' or 'naive'")
+        """`labels` int32 [n] for a conditional model (drawn uniformly when None); `method` "fast"
+        (row-cropped, cached vertical stack) or "naive" (the whole network per sub-pixel)."""
         base = keras.random.randint([2], 0, 2 ** 30, seed=seed, dtype="int32")  # TFP stateless seed
         if self.needs_labels and labels is None:
             labels = keras.random.randint([n], 0, self.num_classes, seed=seed, dtype="int32")
-        labels = self._labels(labels, n)
+        labels = tf.zeros([n], tf.int32) if labels is None else labels
         h, w, c = self.data_shape
         canvas = tf.zeros([n, h, w, c], tf.int32)
         if method == "naive":

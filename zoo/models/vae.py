@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Literal
 
 import keras
 import tensorflow as tf
@@ -18,7 +19,7 @@ import tensorflow_probability as tfp
 
 from zoo import nets
 from zoo.contract import GenerativeModel, ModelConfig
-from zoo.distributions import num_params, pixel_log_prob, pixel_mean, pixel_sample, resolve_kind
+from zoo.distributions import PixelLaw, num_params, pixel_log_prob, pixel_mean, pixel_sample, resolve_kind
 from zoo.registry import register
 
 tfd = tfp.distributions
@@ -27,12 +28,13 @@ tfd = tfp.distributions
 @dataclasses.dataclass
 class VAEConfig(ModelConfig):
     latent_dim: int = 16
-    network: str = "mlp"  # "mlp" | "conv"
-    hidden: list = dataclasses.field(default_factory=lambda: [256, 256])  # dense widths (each side)
+    network: Literal["mlp", "conv"] = "mlp"
+    width: int = 256  # units of each dense layer
+    depth: int = 2  # dense layers on each side (after the convs in the encoder, before them in the decoder)
     channels: list = dataclasses.field(default_factory=lambda: [32, 64])  # conv: one stride-2 stage each
     activation: str = "gelu"
-    decoder: str = "auto"  # auto | bernoulli | categorical | discretized_logistic
-    kl: str = "analytic"  # rate estimator: "analytic" KL or the single-sample "mc" log q - log p
+    decoder: PixelLaw = "auto"  # the pixel law p(x|z): auto = bernoulli (2 levels) else categorical
+    kl: Literal["analytic", "mc"] = "analytic"  # rate: the analytic KL or the single-sample log q - log p
 
 
 @register("vae")
@@ -40,6 +42,7 @@ class VAE(GenerativeModel):
     """Gaussian-latent VAE; `nll_terms` = {distortion: -E_q log p(x|z), rate: KL(q(z|x) || p(z))}."""
 
     likelihood = "elbo"
+    has_importance_sampling = True
     population_is = True  # IS over all 2^16 bars images is cheap (a small decoder): see evaluation
     term_names = ("distortion", "rate")
     Config = VAEConfig
@@ -47,20 +50,16 @@ class VAE(GenerativeModel):
     def __init__(self, data_shape, levels, **hparams):
         super().__init__(data_shape, levels, **hparams)
         hp = self.hp
-        if hp.network not in ("mlp", "conv"):
-            raise ValueError(f"unknown network {hp.network!r}; choose 'mlp' or 'conv'")
-        if hp.kl not in ("analytic", "mc"):
-            raise ValueError(f"unknown kl estimator {hp.kl!r}; choose 'analytic' or 'mc'")
+        hidden = [hp.width] * hp.depth
         self.pixel_kind = resolve_kind(hp.decoder, self.levels)
         p = num_params(self.pixel_kind, self.levels)
         d = hp.latent_dim
         if hp.network == "mlp":
-            self.encoder = nets.mlp(self.data_shape, (2 * d,), hp.hidden, hp.activation, "encoder")
-            self.decoder = nets.mlp((d,), (*self.data_shape, p), hp.hidden[::-1], hp.activation, "decoder")
+            self.encoder = nets.mlp(self.data_shape, (2 * d,), hidden, hp.activation, "encoder")
+            self.decoder = nets.mlp((d,), (*self.data_shape, p), hidden, hp.activation, "decoder")
         else:
-            self.encoder = nets.conv_encoder(self.data_shape, 2 * d, hp.channels, hp.hidden, hp.activation, "encoder")
-            self.decoder = nets.conv_decoder(d, self.data_shape, p, hp.channels, hp.hidden[::-1], hp.activation,
-                                             "decoder")
+            self.encoder = nets.conv_encoder(self.data_shape, 2 * d, hp.channels, hidden, hp.activation, "encoder")
+            self.decoder = nets.conv_decoder(d, self.data_shape, p, hp.channels, hidden, hp.activation, "decoder")
         self.prior = tfd.MultivariateNormalDiag(loc=tf.zeros([d]), scale_diag=tf.ones([d]))
         self.built = True
 
@@ -111,7 +110,7 @@ class VAE(GenerativeModel):
                                                     **ais_kwargs), jit_compile=self.hp.jit_compile)
         return fn(self.check_input(x), keras.random.randint([2], 0, 2 ** 30, seed=self._seed(seed), dtype="int32"))
 
-    def _nll_terms(self, x, seed, training):
+    def _nll_terms(self, x, seed, training, labels=None):
         log_px_z, log_pz, log_qz, q = self._components(x, 1, seed)
         rate = tfd.kl_divergence(q, self.prior) if self.hp.kl == "analytic" else (log_qz - log_pz)[0]
         return {"distortion": -log_px_z[0], "rate": rate}
@@ -140,7 +139,7 @@ class IWAE(VAE):
     def k(self) -> int:
         return self.hp.k
 
-    def _nll_terms(self, x, seed, training):
+    def _nll_terms(self, x, seed, training, labels=None):
         log_px_z, log_pz, log_qz, _ = self._components(x, self.k, seed)
         log_w = log_px_z + log_pz - log_qz  # [k, B]
         bound = tf.reduce_logsumexp(log_w, 0) - math.log(self.k)

@@ -1,0 +1,66 @@
+"""The names several layers share (models, evaluation, runner, benchmark, dashboard), declared once.
+
+TensorFlow-free: the dashboard imports it to draw a page. A new family, likelihood kind or metric
+is added here first; the registry refuses a model whose name has no family below.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Kind:
+    """A likelihood kind: what a log P(x) number is, and how the dashboard badges it."""
+
+    name: str
+    badge: str  # short label on the leaderboard
+    colour: str  # hex colour of the badge (charts)
+    markdown: str  # Streamlit markdown badge colour
+    meaning: str
+
+
+# The likelihood kinds of the contract (zoo.contract): every number carries one.
+KINDS = {k.name: k for k in (
+    Kind("exact", "exact", "#2e7d32", "green", "the true log-likelihood of the discrete data"),
+    Kind("elbo", "ELBO", "#ef6c00", "orange", "a variational lower bound E_q[log p(x, z) - log q(z|x)]"),
+    Kind("iwae", "IWAE", "#1565c0", "blue", "the k-sample importance-weighted bound L_k (Burda et al. eq. 8)"),
+    Kind("vlb", "VLB", "#6a1b9a", "violet", "the diffusion variational lower bound"),
+    Kind("ais", "AIS", "#c62828", "red", "an annealed-importance-sampling estimate (Wu et al. 2017)"),
+    Kind("none", "n/a", "#757575", "gray", "no likelihood (a plain GAN): shown as n/a, never as 0"),
+)}
+LIKELIHOOD_KINDS = tuple(KINDS)
+UNKNOWN_COLOUR = "#9e9e9e"
+
+# Registry name -> family (the dashboard's teaching pages and filters group by family).
+FAMILY_OF = {"vae": "VAE", "iwae": "VAE", "flow": "Flow", "pixelcnn": "PixelCNN", "diffusion": "Diffusion",
+             "gan": "GAN"}
+FAMILIES = tuple(dict.fromkeys(FAMILY_OF.values()))
+LATENT_FAMILIES = ("VAE", "Flow")  # families with an encoder and a decoder: encode(x) / decode(z)
+
+
+def family(model: str) -> str:
+    """The family of a registry name ("iwae" -> "VAE"); an unknown name is its own family."""
+    return FAMILY_OF.get(str(model), str(model))
+
+
+@dataclasses.dataclass(frozen=True)
+class Metric:
+    """A sample-quality metric (zoo.sample_metrics): its label and whether lower is better."""
+
+    name: str
+    label: str
+    lower_is_better: bool
+
+
+# Sample-quality metrics shown beside the likelihoods (zoo.sample_metrics produces them).
+SAMPLE_METRICS = {m.name: m for m in (
+    Metric("fcd", "Fréchet classifier distance", True),
+    Metric("fd_ae", "Fréchet distance (autoencoder features)", True),
+    Metric("kid", "kernel inception-style distance (cubic kernel)", True),
+    Metric("precision", "k-NN precision", False),
+    Metric("recall", "k-NN recall", False),
+    Metric("nn_train_dist", "mean distance to the nearest training image", False),
+    Metric("nn_closer_than_test", "share of samples nearer the training set than test images are", True),
+    Metric("kl_emp_true", "KL(sample histogram || true p), nats", True),
+    Metric("tv_emp_true", "TV(sample histogram, true p)", True),
+)}
