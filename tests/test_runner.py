@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 TINY = {"name": "tiny_bars", "dataset": {"name": "bars", "n_train": 400, "n_valid": 100, "n_test": 100},
         "seeds": [0], "train": {"epochs": 2, "batch_size": 100, "verbose": 0},
         "eval": {"is_k": 20, "n_samples": 16},
-        "models": [{"model": "vae", "hparams": {"latent_dim": 2, "hidden": [16]}},
-                   {"model": "iwae", "label": "iwae_k3", "hparams": {"latent_dim": 2, "hidden": [16], "k": 3}}]}
+        "models": [{"model": "vae", "hparams": {"latent_dim": 2, "width": 16, "depth": 1}},
+                   {"model": "iwae", "label": "iwae_k3", "hparams": {"latent_dim": 2, "width": 16, "depth": 1, "k": 3}}]}
 
 
 def _write(tmp_path, raw):
@@ -34,7 +34,7 @@ def _write(tmp_path, raw):
     ({"train": {"epoch": 3}}, r"unknown key 'epoch' in .*train \(did you mean 'epochs'\?\).*batch_size"),
     ({"eval": {"isk": 3}}, r"unknown key 'isk' in .*eval.*is_k"),
     ({"models": [{"model": "vae", "hparams": {"latnt_dim": 2}}]}, r"unknown key 'latnt_dim'.*'latent_dim'"),
-    ({"models": [{"model": "vea"}]}, r"unknown model 'vea'; registered models: .*vae"),
+    ({"models": [{"model": "vea"}]}, r"unknown model 'vea' \(did you mean 'vae'\?\); valid models: .*vae"),
     ({"models": [{"model": "vae", "lable": "x"}]}, r"unknown key 'lable'.*'label'"),
     ({"models": ["vae", "vae"]}, r"labels must be unique"),
     ({"models": [{"model": "vae", "train": {"epoks": 1}}]}, r"unknown key 'epoks'"),

@@ -22,6 +22,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from zoo.registry import unknown_key_error
+
 
 def sigmoid_schedule(steps: int, radius: float = 4.0) -> np.ndarray:
     """beta_0 = 0 < ... < beta_T = 1, dense near both ends: rescaled sigmoid(linspace(-r, r))."""
@@ -51,7 +53,7 @@ def ais_log_prob(prior, log_likelihood, x, steps: int, chains: int, seed=None, l
     elif schedule == "linear":
         betas = np.linspace(0.0, 1.0, steps + 1)
     else:
-        raise ValueError(f"unknown AIS schedule {schedule!r}; choose 'sigmoid' or 'linear'")
+        raise unknown_key_error("AIS schedule", schedule, ("sigmoid", "linear"))
     betas = tf.constant(betas, tf.float32)  # [T + 1]
     batch = tf.shape(tf.nest.flatten(x)[0])[0]
     seed, init_seed = tfp.random.split_seed(tfp.random.sanitize_seed(seed), 2)

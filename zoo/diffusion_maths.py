@@ -28,6 +28,8 @@ import math
 
 import tensorflow as tf
 
+from zoo.registry import unknown_key_error
+
 SCHEDULES = ("linear", "cosine")
 
 
@@ -36,7 +38,7 @@ class NoiseSchedule:
 
     def __init__(self, kind: str = "linear", gamma_min: float = -10.0, gamma_max: float = 8.0):
         if kind not in SCHEDULES:
-            raise ValueError(f"unknown schedule {kind!r}; choose one of {', '.join(SCHEDULES)}")
+            raise unknown_key_error("schedule", kind, SCHEDULES)
         if not gamma_min < gamma_max:
             raise ValueError(f"need gamma_min < gamma_max, got {gamma_min} and {gamma_max}")
         self.kind, self.gamma_min, self.gamma_max = kind, float(gamma_min), float(gamma_max)

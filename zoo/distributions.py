@@ -17,6 +17,8 @@ from typing import Literal, get_args
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from zoo.registry import unknown_key_error
+
 tfd = tfp.distributions
 PixelLaw = Literal["auto", "bernoulli", "categorical", "discretized_logistic"]  # a config's `decoder` field
 PIXEL_LAWS = get_args(PixelLaw)[1:]
@@ -27,7 +29,7 @@ def resolve_kind(kind: str, levels: int) -> str:
     if kind == "auto":
         return "bernoulli" if levels == 2 else "categorical"
     if kind not in PIXEL_LAWS:
-        raise ValueError(f"unknown pixel distribution {kind!r}; choose one of auto, {', '.join(PIXEL_LAWS)}")
+        raise unknown_key_error("pixel distribution", kind, ("auto", *PIXEL_LAWS))
     if kind == "bernoulli" and levels != 2:
         raise ValueError(f"a Bernoulli decoder needs binary data, this data has {levels} levels; "
                          f"use 'categorical' or 'discretized_logistic'")

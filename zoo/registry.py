@@ -39,7 +39,7 @@ def list_models() -> list[str]:
 def get_model_class(name: str) -> type:
     _import_families()
     if name not in _REGISTRY:
-        raise ValueError(f"unknown model {name!r}; registered models: {', '.join(sorted(_REGISTRY))}")
+        raise unknown_key_error("model", name, _REGISTRY)
     return _REGISTRY[name]
 
 
