@@ -29,9 +29,10 @@ nav = st.navigation({
     "Results": [page("leaderboard.py", "Leaderboard", "leaderboard", default=True),
                 page("samples.py", "Samples", "grid_view"), page("curves.py", "Curves", "show_chart"),
                 page("anatomy.py", "Bound anatomy", "stacked_bar_chart")],
-    "Teach": [page("teach_bars.py", "The bars", "view_column"), page("teach_vae.py", "VAE and IWAE", "blur_on"),
-              page("teach_pixelcnn.py", "PixelCNN", "apps"), page("teach_flow.py", "Flow", "swap_horiz"),
-              page("teach_diffusion.py", "Diffusion", "grain"), page("teach_gan.py", "GAN", "sports_kabaddi")],
+    "Teach": [page("teach_bars.py", "The bars", "view_column"),
+              page("teach_vae.py", "VAE and IWAE", "blur_on"), page("teach_pixelcnn.py", "PixelCNN", "apps"),
+              page("teach_flow.py", "Flow", "swap_horiz"), page("teach_diffusion.py", "Diffusion", "grain"),
+              page("teach_gan.py", "GAN", "sports_kabaddi")],
     "Explore": [page("explore.py", "Latent explorer", "explore")],
 })
 

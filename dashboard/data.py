@@ -2,6 +2,7 @@
 with st.cache_data, so a page rerun does not hit the database), the files its artifacts name (PNG
 grids, report CSVs) and the real images of a run's dataset (`zoo.data`, TensorFlow-free).
 Only `load_model` / `redraw` import TensorFlow, lazily (Explore and the seed redraw).
+The names it shows (likelihood kinds, families, sample metrics) come from `zoo.vocabulary`.
 """
 from __future__ import annotations
 
@@ -16,22 +17,13 @@ import pandas as pd
 import sqlalchemy as sa
 import streamlit as st
 
+from zoo import data as zdata
 from zoo import results
+from zoo.vocabulary import KINDS, SAMPLE_METRICS, UNKNOWN_COLOUR, Kind, family
 
 REPO = Path(__file__).resolve().parent.parent
 TTL = 30  # seconds a cached store read lives: new epochs and runs appear without a restart
 QUICK_RUN = "python -m experiments run experiments/configs/quick_digits.yaml"
-KINDS = {  # likelihood kind -> (badge, colour); a bound is not an exact value (see the leaderboard)
-    "exact": ("exact", "#2e7d32"), "elbo": ("ELBO", "#ef6c00"), "iwae": ("IWAE", "#1565c0"),
-    "vlb": ("VLB", "#6a1b9a"), "ais": ("AIS", "#c62828"), "none": ("n/a", "#757575")}
-FAMILIES = ("VAE", "Flow", "PixelCNN", "Diffusion", "GAN")
-_FAMILY_KEYS = (("vae", "VAE"), ("iwae", "VAE"), ("flow", "Flow"), ("nvp", "Flow"), ("glow", "Flow"),
-                ("pixelcnn", "PixelCNN"), ("diffusion", "Diffusion"), ("ddpm", "Diffusion"), ("vdm", "Diffusion"),
-                ("gan", "GAN"))  # registry-name substrings -> family
-LATENT_FAMILIES = ("VAE", "Flow")  # those with encode / decode (Explore)
-# sample-quality metrics (zoo.sample_metrics): shown when a run has them, never required
-SAMPLE_METRICS = ("fcd", "fd_ae", "kid", "precision", "recall", "nn_train_dist", "nn_closer_than_test",
-                  "kl_emp_true", "tv_emp_true", "bars_kl", "bars_tv")
 
 
 # --- which store ------------------------------------------------------------------------------
@@ -64,26 +56,30 @@ def _open_store(url: str):
 
 
 # --- labels ---------------------------------------------------------------------------------
-def family(model: str, likelihood=None) -> str:
-    """The family a registry name belongs to (vae and iwae are both "VAE")."""
-    name = str(model).lower()
-    for key, fam in _FAMILY_KEYS:
-        if key in name:
-            return fam
-    return {"vlb": "Diffusion", "none": "GAN"}.get(likelihood, str(model))
-
-
 def badge(kind, k=None) -> str:
     """The kind of number a run reports: exact / ELBO / IWAE-k / VLB / AIS / n/a ("?" before it is known)."""
     if not isinstance(kind, str):
         return "?"
-    label = KINDS.get(kind, (kind, None))[0]
+    label = KINDS[kind].badge if kind in KINDS else kind
     return f"{label}-{int(k)}" if kind == "iwae" and k is not None and pd.notna(k) else label
 
 
+def badge_kind(label: str) -> Kind | None:
+    """The likelihood kind of a badge ("IWAE-5" -> the iwae Kind), or None for an unknown badge."""
+    base = str(label).split("-")[0]
+    return next((kind for kind in KINDS.values() if kind.badge == base), None)
+
+
 def badge_colour(label: str) -> str:
-    base = label.split("-")[0]
-    return next((c for lab, c in KINDS.values() if lab == base), "#9e9e9e")
+    """The hex colour of a badge (charts); grey for an unknown one."""
+    kind = badge_kind(label)
+    return kind.colour if kind else UNKNOWN_COLOUR
+
+
+def badge_markdown_colour(label: str) -> str:
+    """The Streamlit markdown colour of a badge (`:orange-badge[ELBO]`); gray for an unknown one."""
+    kind = badge_kind(label)
+    return kind.markdown if kind else "gray"
 
 
 def _json(text) -> dict:
@@ -101,7 +97,7 @@ def runs(url: str) -> pd.DataFrame:
     df = _store(url).runs()
     cfg = df["config"].map(_json)
     df["k"] = cfg.map(lambda c: (c.get("hparams") or {}).get("k"))
-    df["family"] = [family(m, lk) for m, lk in zip(df["model"], df["likelihood"])]
+    df["family"] = df["model"].map(family)
     df["badge"] = [badge(lk, k) for lk, k in zip(df["likelihood"], df["k"])]
     df["name"] = [f"#{i} {lab} s{s}" for i, lab, s in zip(df["run_id"], df["label"], df["seed"])]
     df["data_options"] = [json.dumps(c.get("dataset") or {"name": d}, sort_keys=True)
@@ -153,45 +149,18 @@ def run_report(arts, run_id, name) -> pd.DataFrame | None:
 
 
 # --- data sets (no TensorFlow) ----------------------------------------------------------------
-def _offline(name: str) -> bool:
-    """Whether `zoo.data.load(name)` can work from local files (never start a download here)."""
-    from zoo import data
-
-    if name == "binarized_mnist":
-        dirs = [os.environ.get("ZOO_DATA_DIR"), data.cache_dir()]
-        return any(d and (Path(d).expanduser() / data.BMNIST_FILE).exists() for d in dirs)
-    root = data.keras_cache_dir()
-    if name == "mnist":
-        return (root / "mnist.npz").exists()
-    if name == "fashion_mnist":
-        return all((root / "fashion-mnist" / f).exists() for f in data.FASHION_FILES)
-    if name == "cifar10":
-        return any(all((root / d / f).exists() for f in data.CIFAR_FILES) for d in data.CIFAR_DIRS)
-    return name in data.list_datasets()
-
-
 @st.cache_data(show_spinner="Loading real images ...", max_entries=8)
 def real_images(data_options: str, split: str = "test", n: int = 16):
     """(first `n` images of `split`, levels) of a run's dataset, or None when it is not on disk."""
-    from zoo import data
-
     opts = json.loads(data_options)
     name = opts.pop("name", None)
-    if not name or not _offline(name):
+    if not name or not zdata.available_offline(name):
         return None
     try:
-        ds = data.load(name, **opts)
+        ds = zdata.load(name, **opts)
     except (OSError, ValueError):
         return None
     return ds.split(split)[:n], ds.levels
-
-
-@st.cache_data(show_spinner=False)
-def bars_entropy(noise: float = 0.1) -> float:
-    """H(p) of Paquet's bars in nats: the lowest test NLL any model can have in expectation."""
-    from zoo import data
-
-    return data.load("bars", noise=noise, n_train=1, n_valid=1, n_test=1).entropy
 
 
 # --- the leaderboard --------------------------------------------------------------------------
@@ -209,7 +178,8 @@ def leaderboard(w: pd.DataFrame, aggregate: bool = False) -> tuple[pd.DataFrame,
     for name in SAMPLE_METRICS:
         t[name] = col(name)
     t["params"], t["train s"], t["samples/s"] = col("param_count"), col("wall_time"), col("samples_per_sec")
-    t.loc[fin["likelihood"] == "none", ["nats", "± se", "bits/dim", "gap to optimum", "population gap"]] = np.nan
+    no_likelihood = ["nats", "± se", "bits/dim", "gap to optimum", "population gap"]
+    t.loc[fin["likelihood"] == "none", no_likelihood] = np.nan
     optional = ["IS-NLL", "IS k", "gap to optimum", "population gap", *SAMPLE_METRICS]
     t = t.drop(columns=[c for c in optional if t[c].isna().all()])
     if aggregate and not t.empty:

@@ -11,6 +11,7 @@ import streamlit as st
 
 from dashboard import data
 from zoo.images import grid
+from zoo.vocabulary import SAMPLE_METRICS
 
 
 def start(title: str, caption: str = "", stop: bool = True) -> tuple[str, pd.DataFrame]:
@@ -60,12 +61,16 @@ def pick_run(r: pd.DataFrame, label: str, key: str, by: pd.DataFrame | None = No
 
 
 def kind_badges(labels) -> None:
-    st.markdown(" ".join(f":{_md_colour(b)}-badge[{b}]" for b in dict.fromkeys(labels)))
+    """One coloured markdown badge per distinct label (colours from zoo.vocabulary.KINDS)."""
+    st.markdown(" ".join(f":{data.badge_markdown_colour(b)}-badge[{b}]" for b in dict.fromkeys(labels)))
 
 
-def _md_colour(label: str) -> str:
-    return {"exact": "green", "ELBO": "orange", "IWAE": "blue", "VLB": "violet", "AIS": "red"}.get(
-        label.split("-")[0], "gray")
+def sample_metric_columns(table: pd.DataFrame) -> dict:
+    """st.dataframe column_config for the sample-quality columns of `table`: a tooltip naming the
+    metric and which way is better (zoo.vocabulary.SAMPLE_METRICS)."""
+    return {m.name: st.column_config.Column(
+        help=f"{m.label}: {m.direction} (zoo.sample_metrics)")
+        for m in SAMPLE_METRICS.values() if m.name in table}
 
 
 # --- images -----------------------------------------------------------------------------------
@@ -129,7 +134,8 @@ def heatmap(df: pd.DataFrame, title: str) -> alt.Chart:
     """report_pixel_nll (row, col, channel, nats) as a heat map, one panel per channel."""
     base = alt.Chart(df).mark_rect().encode(
         x=alt.X("col:O", title="column"), y=alt.Y("row:O", title="row"),
-        color=alt.Color("nats:Q", scale=alt.Scale(scheme="viridis")), tooltip=["row", "col", "channel", "nats"])
+        color=alt.Color("nats:Q", scale=alt.Scale(scheme="viridis")),
+        tooltip=["row", "col", "channel", "nats"])
     step = max(8, min(40, 320 // (int(df["col"].max()) + 1)))  # square cells, about 320 px a side
     chart = base.properties(width=alt.Step(step), height=alt.Step(step), title=title)
     return chart.facet(column="channel:O") if df["channel"].nunique() > 1 else chart

@@ -15,26 +15,30 @@ import numpy as np
 import pytest
 
 from zoo.results import open_store
+from zoo.vocabulary import FAMILIES, KINDS, UNKNOWN_COLOUR
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "dashboard" / "app.py"
-PAGES = ["leaderboard", "samples", "curves", "anatomy", "teach_bars", "teach_vae", "teach_pixelcnn", "teach_flow",
-         "teach_diffusion", "teach_gan", "explore"]
+PAGES = ["leaderboard", "samples", "curves", "anatomy", "teach_bars", "teach_vae", "teach_pixelcnn",
+         "teach_flow", "teach_diffusion", "teach_gan", "explore"]
+NO_JIT = {"jit_compile": False}
 TINY = {"name": "tiny_bars", "dataset": {"name": "bars", "n_train": 200, "n_valid": 50, "n_test": 50},
         "seeds": [0], "train": {"epochs": 2, "batch_size": 100, "verbose": 0},
         "eval": {"is_k": 5, "n_samples": 16, "batch_size": 100},
-        "models": [{"model": "vae", "hparams": {"latent_dim": 2, "hidden": [8], "jit_compile": False}},
+        "models": [{"model": "vae", "hparams": {"latent_dim": 2, "width": 8, "depth": 1, **NO_JIT}},
                    {"model": "iwae", "label": "iwae_k3",
-                    "hparams": {"latent_dim": 1, "hidden": [8], "k": 3, "jit_compile": False}},
-                   {"model": "pixelcnn", "hparams": {"filters": 4, "n_layers": 1, "jit_compile": False}},
-                   {"model": "flow", "hparams": {"network": "mlp", "hidden": 8, "n_couplings": 1,
+                    "hparams": {"latent_dim": 1, "width": 8, "depth": 1, "k": 3, **NO_JIT}},
+                   {"model": "pixelcnn", "hparams": {"width": 4, "depth": 1, **NO_JIT}},
+                   {"model": "flow", "hparams": {"network": "mlp", "width": 8, "n_couplings": 1,
                                                  "dequantization": "uniform"}},
-                   {"model": "diffusion", "hparams": {"network": "mlp", "width": 16, "depth": 1, "sample_steps": 16,
-                                                      "ddim_steps": 4, "eval_t_samples": 2}},
-                   {"model": "gan", "label": "gan_ais", "hparams": {"latent_dim": 2, "hidden": [8], "ais_steps": 3,
-                                                                    "ais_chains": 2, "ais_leapfrog": 2,
-                                                                    "jit_compile": False}},
-                   {"model": "pixelcnn", "label": "broken", "hparams": {"kernel_size": 2}}]}  # FAILED: even kernel
+                   {"model": "diffusion",
+                    "hparams": {"network": "mlp", "width": 16, "depth": 1, "sample_steps": 16,
+                                "ddim_steps": 4, "eval_t_samples": 2}},
+                   {"model": "gan", "label": "gan_ais",
+                    "hparams": {"latent_dim": 2, "width": 8, "depth": 1, "ais_steps": 3, "ais_chains": 2,
+                                "ais_leapfrog": 2, **NO_JIT}},
+                   {"model": "pixelcnn", "label": "broken",  # FAILED: an even kernel
+                    "hparams": {"kernel_size": 2}}]}
 
 
 def build_store(tmp_path_factory) -> Path:
@@ -50,13 +54,15 @@ def build_store(tmp_path_factory) -> Path:
     store = open_store(str(db))
     run_experiment(parse(TINY), store, out=str(root / "runs"))
     rid = store.start_run(experiment="tiny_bars", model="vae", label="diverged", dataset="bars", seed=0,
-                          config={"dataset": {"name": "bars"}}, run_key="hand-made-diverged", likelihood="elbo")
+                          config={"dataset": {"name": "bars"}}, run_key="hand-made-diverged",
+                          likelihood="elbo")
     store.log_epoch(rid, 0, {"loss": float("nan")})
     store.finish_run(rid, "DIVERGED", error="training loss became nan at epoch 1; lower learning_rate")
     rid = store.start_run(experiment="tiny_bars", model="gan", label="gan", dataset="bars", seed=0,
                           config={"dataset": {"name": "bars"}}, run_key="hand-made-gan", likelihood="none")
     for epoch, (real, fake) in enumerate([(0.9, 0.2), (0.7, 0.4), (0.55, 0.45)]):
-        store.log_epoch(rid, epoch, {"d_real": real, "d_fake": fake, "d_loss": 1.0 + epoch, "g_loss": 2.0 - epoch})
+        store.log_epoch(rid, epoch, {"d_real": real, "d_fake": fake, "d_loss": 1.0 + epoch,
+                                     "g_loss": 2.0 - epoch})
     store.log_metrics(rid, "train", {"samples_per_sec": 1000.0})
     store.finish_run(rid, "FINISHED", wall_time=1.0)
     store.dispose()
@@ -104,8 +110,8 @@ def chart_specs(at):
 def test_the_fixture_store_has_what_the_pages_need(store):
     status = dict(zip(store.runs()["label"], store.runs()["status"]))
     assert status == {"vae": "FINISHED", "iwae_k3": "FINISHED", "pixelcnn": "FINISHED", "flow": "FINISHED",
-                      "diffusion": "FINISHED", "gan_ais": "FINISHED", "broken": "FAILED", "diverged": "DIVERGED",
-                      "gan": "FINISHED"}, store.runs()["error"].tolist()
+                      "diffusion": "FINISHED", "gan_ais": "FINISHED", "broken": "FAILED",
+                      "diverged": "DIVERGED", "gan": "FINISHED"}, store.runs()["error"].tolist()
     arts = set(store.artifacts()["name"])
     assert {"model", "samples_png", "report_is_vs_k", "report_pixel_nll", "report_timestep_loss"} <= arts
 
@@ -119,9 +125,13 @@ def test_leaderboard_ranks_finished_runs_with_their_kind(db, store, ids, monkeyp
     expected = set(finished.loc[finished["likelihood"] != "none", "label"])
     assert expected == {"vae", "iwae_k3", "flow", "pixelcnn", "diffusion", "gan_ais"} == set(table["model"])
     badges = dict(zip(table["model"], table["kind"].map(lambda b: b[0])))
-    assert badges == {"vae": "ELBO", "iwae_k3": "IWAE-3", "flow": "ELBO", "pixelcnn": "exact", "diffusion": "VLB",
-                      "gan_ais": "AIS"}
-    assert list(table["nats"]) == sorted(table["nats"]) and list(table["rank"]) == list(range(1, len(table) + 1))
+    assert badges == {"vae": "ELBO", "iwae_k3": "IWAE-3", "flow": "ELBO", "pixelcnn": "exact",
+                      "diffusion": "VLB", "gan_ais": "AIS"}
+    assert dict(zip(table["model"], table["family"])) == {"vae": "VAE", "iwae_k3": "VAE", "flow": "Flow",
+                                                          "pixelcnn": "PixelCNN", "diffusion": "Diffusion",
+                                                          "gan_ais": "GAN"}
+    assert list(table["nats"]) == sorted(table["nats"])
+    assert list(table["rank"]) == list(range(1, len(table) + 1))
     m = store.metrics(split="test").set_index(["run_id", "name"])["value"]
     row = table.set_index("model").loc["vae"]
     assert row["nats"] == pytest.approx(m[(ids["vae"], "nll")])
@@ -153,6 +163,18 @@ def test_leaderboard_aggregates_over_seeds(db, monkeypatch):
     assert agg["nats"].to_dict() == pytest.approx(per_run.to_dict())
 
 
+def test_badges_and_their_colours_come_from_the_vocabulary():
+    from dashboard import data
+
+    assert [data.badge(k) for k in KINDS] == ["exact", "ELBO", "IWAE", "VLB", "AIS", "n/a"]
+    assert (data.badge("iwae", 5), data.badge("elbo", 5), data.badge(None), data.badge("new")) == \
+        ("IWAE-5", "ELBO", "?", "new")
+    assert data.badge_colour("IWAE-5") == KINDS["iwae"].colour == "#1565c0"
+    assert data.badge_colour("n/a") == "#757575" and data.badge_colour("?") == UNKNOWN_COLOUR
+    assert [data.badge_markdown_colour(b) for b in ("exact", "ELBO", "IWAE-3", "VLB", "AIS", "n/a", "?")] == \
+        ["green", "orange", "blue", "violet", "red", "gray", "gray"]
+
+
 # --- samples ----------------------------------------------------------------------------------
 def test_samples_show_grids_real_images_and_a_placeholder(db, store, monkeypatch):
     at = app(db, "samples", monkeypatch)
@@ -177,7 +199,8 @@ def test_samples_seed_redraws_from_the_model(db, store, ids, monkeypatch):
     at.number_input(key="seed").set_value(4).run()
     assert [im.value for im in at.image if im.captions[0].endswith("seed 4")] != [first]
     at.number_input(key="seed").set_value(3).run()
-    assert [im.value for im in at.image if im.captions[0].endswith("seed 3")] == [first]  # same seed, same pixels
+    same = [im.value for im in at.image if im.captions[0].endswith("seed 3")]
+    assert same == [first]  # same seed, same pixels
 
 
 def test_redraw_is_deterministic_per_seed(store, ids):
@@ -208,7 +231,7 @@ def test_curves_overlay_runs_with_log_scale_and_smoothing(db, monkeypatch):
 def test_bound_anatomy_draws_each_family_and_says_which_are_missing(db, monkeypatch):
     at = app(db, "anatomy", monkeypatch)
     infos = texts(at, "info")
-    assert not any(f"({family})" in t for t in infos for family in ("VAE", "Flow", "PixelCNN", "Diffusion", "GAN"))
+    assert not any(f"({family})" in t for t in infos for family in FAMILIES)
     specs = json.dumps(chart_specs(at))
     fields = set(re.findall(r'"field": "([^"]+)"', specs))
     assert {"rate", "distortion", "k", "nll", "term", "nats", "epoch", "value", "t"} <= fields  # t: diffusion
@@ -250,7 +273,8 @@ def test_teach_bars_shows_real_bars_and_the_entropy(db, monkeypatch):
 
 
 # --- explore ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("label, manifold", [("vae", "2-D latent"), ("iwae_k3", "1-D latent"), ("flow", None)])
+@pytest.mark.parametrize("label, manifold",
+                         [("vae", "2-D latent"), ("iwae_k3", "1-D latent"), ("flow", None)])
 def test_explore_reconstructs_interpolates_and_maps_the_latent(db, ids, label, manifold, monkeypatch):
     at = app(db, "explore", monkeypatch)
     at.selectbox(key="explore_run").set_value(f"#{ids[label]} {label} s0").run()

@@ -16,8 +16,8 @@ import pytest
 from zoo import data
 
 # The real file when CI or a developer points ZOO_DATA_DIR at it (CI: ../shared/data beside the clone).
-REAL_BMNIST = Path(os.environ.get("ZOO_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data") \
-    / "binarized_mnist.npz"
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+REAL_BMNIST = Path(os.environ.get("ZOO_DATA_DIR") or SHARED_DATA) / "binarized_mnist.npz"
 
 
 @pytest.fixture(autouse=True)
@@ -52,6 +52,21 @@ def test_module_does_not_import_tensorflow():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).parents[1])
     assert out.stdout.strip() == "False"
+
+
+def test_zoo_submodules_load_on_first_access_without_tensorflow():
+    code = ("import sys, zoo; assert 'zoo.data' not in sys.modules; ds = zoo.data.load('digits'); "
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules; "
+            "print(ds.name, zoo.vocabulary.family('iwae'), 'results' in dir(zoo))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=Path(__file__).parents[1])
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["digits", "VAE", "True"]
+    import zoo
+
+    with pytest.raises(AttributeError, match="no attribute 'nothing_here'"):
+        zoo.nothing_here  # noqa: B018
+
 
 
 def test_unknown_dataset_names_valid_ones():
@@ -129,6 +144,18 @@ def test_bars_exact_distribution():
         ds.true_log_prob(np.full((1, 4, 4, 1), 2, np.uint8))
 
 
+def test_bars_entropy_without_a_dataset():
+    assert round(data.bars_entropy(0.1), 4) == 6.5718 and data.bars_entropy() == data.bars_entropy(0.1)
+    assert data.bars_entropy(0.1) == data.load("bars", noise=0.1).entropy
+    assert data.bars_entropy(0.2) == pytest.approx(data.load("bars", noise=0.2).entropy)
+    assert data.bars_entropy(0.2) > data.bars_entropy(0.1)
+    assert data.bars_entropy(0.0) == pytest.approx(math.log(4))
+    assert data.bars_entropy(0.5) == pytest.approx(16 * math.log(2))
+    with pytest.raises(ValueError, match="noise must be in"):
+        data.bars_entropy(1.5)
+    np.testing.assert_array_equal(data.bar_images()[:, :, 2, 0], [[0] * 4, [0] * 4, [1] * 4, [0] * 4])
+
+
 def test_all_binary_images():
     x = data.all_binary_images()
     assert x.shape == (65536, 4, 4, 1) and x.dtype == np.uint8
@@ -168,7 +195,8 @@ def test_tf_dataset_shuffle_seed_and_repeat():
              for _ in range(2)]
     np.testing.assert_array_equal(order[0], order[1])
     assert not np.array_equal(order[0], ds.train)
-    np.testing.assert_array_equal(np.sort(order[0].reshape(500, -1), 0), np.sort(ds.train.reshape(500, -1), 0))
+    np.testing.assert_array_equal(np.sort(order[0].reshape(500, -1), 0),
+                                  np.sort(ds.train.reshape(500, -1), 0))
     # Labels stay paired with their images after shuffling (noise 0: image == bar of its label).
     clean = data.load("bars", noise=0.0, n_train=200)
     x, y = first_batch(clean.tf_dataset("train", 200, with_labels=True, seed=1))
@@ -322,6 +350,40 @@ def test_keras_missing_explains_fix(name, expected, tmp_path, monkeypatch):
     msg = str(err.value)
     assert msg.startswith(name) and str(tmp_path / "keras" / "datasets" / expected) in msg
     assert f"keras.datasets.{name}.load_data()" in msg and "KERAS_HOME" in msg and "no network" in msg
+
+
+def test_available_offline_without_files(tmp_path, monkeypatch):
+    for var, folder in (("ZOO_DATA_DIR", "empty_data"), ("ZOO_CACHE_DIR", "empty_cache")):
+        (tmp_path / folder).mkdir()
+        monkeypatch.setenv(var, str(tmp_path / folder))
+    assert data.available_offline("bars") and data.available_offline("digits")
+    for name in ("binarized_mnist", "mnist", "fashion_mnist", "cifar10", "no_such_set"):
+        assert not data.available_offline(name), name
+
+
+def test_available_offline_with_files(tmp_path, monkeypatch):
+    monkeypatch.setenv("ZOO_DATA_DIR", str(tmp_path / "data"))
+    (tmp_path / "data").mkdir()
+    np.savez(tmp_path / "data" / "binarized_mnist.npz", **{f"x_{s}": np.zeros((1, 28, 28), np.uint8)
+                                                            for s in data.SPLITS})
+    assert data.available_offline("binarized_mnist")
+    (tmp_path / "data" / "binarized_mnist.npz").unlink()
+    (tmp_path / "zoo_cache").mkdir()
+    for s in data.SPLITS[:2]:
+        write_amat(tmp_path / "zoo_cache" / f"binarized_mnist_{s}.amat", np.zeros((1, 28, 28), np.uint8))
+    assert not data.available_offline("binarized_mnist")  # the test .amat would still be downloaded
+    write_amat(tmp_path / "zoo_cache" / "binarized_mnist_test.amat", np.zeros((1, 28, 28), np.uint8))
+    assert data.available_offline("binarized_mnist")  # load() converts the three .amat files, no download
+    root = tmp_path / "keras" / "datasets"
+    for name, shape, cifar_dir in KERAS_CASES:  # cifar10 in either folder layout of Keras
+        write_keras_cache(root, name, fake_images(12, shape, 0), fake_images(2, shape, 1),
+                          cifar_dir or "cifar-10-batches-py")
+        assert data.available_offline(name), (name, cifar_dir)
+        if cifar_dir:
+            (root / cifar_dir / "test_batch").unlink()
+            assert not data.available_offline(name), cifar_dir
+    (root / "fashion-mnist" / data.FASHION_FILES[0]).unlink()
+    assert not data.available_offline("fashion_mnist")
 
 
 def test_dynamic_binarization(tmp_path, no_keras_download):

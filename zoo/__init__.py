@@ -1,9 +1,28 @@
 """The generative-model zoo: one likelihood contract (zoo.contract), data (zoo.data), models
 (zoo.models, through the registry), training/evaluation, and the results store (zoo.results).
 
-Importing `zoo` is cheap and TensorFlow-free (the dashboard relies on it); the model functions
-below import TensorFlow on first use.
+Importing `zoo` is cheap and TensorFlow-free (the dashboard relies on it): its submodules load on
+first access (`import zoo; zoo.data.load("digits")`), and the model functions below import
+TensorFlow on first use.
 """
+import importlib
+import pkgutil
+
+
+def __getattr__(name: str):
+    """`zoo.<submodule>` imported on first access (PEP 562); other names raise AttributeError."""
+    if not name.startswith("_") and name in _submodules():
+        return importlib.import_module(f"{__name__}.{name}")  # the import also sets it on the package
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _submodules())
+
+
+def _submodules() -> set[str]:
+    """Names of the modules and subpackages in zoo/ (e.g. data, results, models)."""
+    return {m.name for m in pkgutil.iter_modules(__path__)}
 
 
 def list_models() -> list[str]:

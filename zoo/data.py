@@ -4,12 +4,15 @@ No TensorFlow / Keras at import time (the dashboard reads images without them); 
 and the Keras download fallback import them lazily. Data never downloads unless it is missing:
 
     bars             Paquet's 4x4 noisy bars, sampled here; exact `true_log_prob` and `entropy`
+                     (`bars_entropy(noise)` without a dataset)
     digits           scikit-learn's bundled 8x8 digits (17 levels)
     binarized_mnist  Larochelle & Murray's static binarization: $ZOO_DATA_DIR, then
                      $ZOO_CACHE_DIR (default ~/.cache/zoo), then the official .amat files
     mnist, fashion_mnist, cifar10
                      the Keras cache ($KERAS_HOME/datasets, default ~/.keras), read directly,
                      else `keras.datasets.<name>.load_data()`; valid = last `n_valid` of train
+
+`available_offline(name)` says whether `load(name)` can work without a download.
 """
 from __future__ import annotations
 
@@ -37,6 +40,7 @@ def register(name: str):
 
 
 def list_datasets() -> list[str]:
+    """Names of every registered dataset, sorted."""
     return sorted(_LOADERS)
 
 
@@ -134,49 +138,70 @@ def all_binary_images(h=4, w=4) -> np.ndarray:
     return bits.astype(np.uint8).reshape(-1, h, w, 1)
 
 
-def _bar_images() -> np.ndarray:
+BARS_NOISE = 0.1  # the bars' default flip probability
+
+
+def bar_images() -> np.ndarray:
+    """The four noiseless bars, uint8 `[4, 4, 4, 1]` (image c lights column c)."""
     bars = np.zeros((4, 4, 4, 1), np.uint8)  # [column, H, W, C]
     for c in range(4):
         bars[c, :, c] = 1
     return bars
 
 
+def _check_noise(noise) -> None:
+    if not 0.0 <= noise <= 1.0:
+        raise ValueError(f"bars: noise must be in [0, 1], got {noise}")
+
+
+def bars_log_prob(x, noise: float = BARS_NOISE) -> np.ndarray:
+    """Exact log p(x) of the bars in nats, float64 `[N]`, for binary images `[N, 4, 4, 1]`."""
+    from scipy.special import logsumexp, xlogy
+
+    _check_noise(noise)
+    x = np.asarray(x)
+    if x.shape[1:] != (4, 4, 1) or ((x != 0) & (x != 1)).any():
+        raise ValueError(f"bars: expected binary images [N, 4, 4, 1], got {x.dtype} {x.shape}")
+    flips = (x.reshape(-1, 1, 16) != bar_images().reshape(1, 4, 16)).sum(-1)  # [N, 4]
+    log_terms = xlogy(flips, noise) + xlogy(16 - flips, 1 - noise)  # [N, 4]
+    return logsumexp(log_terms, axis=-1) - np.log(4)
+
+
+@functools.lru_cache(maxsize=16)
+def bars_entropy(noise: float = BARS_NOISE) -> float:
+    """H(p) = -sum_x p(x) log p(x) of the bars in nats, summed over all 2^16 images (no sampling):
+    the lowest test NLL any model can have in expectation (6.5718 at noise 0.1)."""
+    log_p = bars_log_prob(all_binary_images(), float(noise))
+    finite = np.isfinite(log_p)
+    return float(-np.sum(np.exp(log_p[finite]) * log_p[finite]) + 0.0)
+
+
 @dataclasses.dataclass(eq=False)
 class BarsDataset(Dataset):
     """Bars data with its exact distribution: `true_log_prob` and `entropy` in nats."""
 
-    noise: float = 0.1
+    noise: float = BARS_NOISE
 
     def true_log_prob(self, x) -> np.ndarray:
         """Exact log p(x) in nats, `[N]`, for binary images `[N, 4, 4, 1]`."""
-        from scipy.special import logsumexp, xlogy
+        return bars_log_prob(x, self.noise)
 
-        x = np.asarray(x)
-        if x.shape[1:] != (4, 4, 1) or ((x != 0) & (x != 1)).any():
-            raise ValueError(f"bars: expected binary images [N, 4, 4, 1], got {x.dtype} {x.shape}")
-        flips = (x.reshape(-1, 1, 16) != _bar_images().reshape(1, 4, 16)).sum(-1)  # [N, 4]
-        log_terms = xlogy(flips, self.noise) + xlogy(16 - flips, 1 - self.noise)  # [N, 4]
-        return logsumexp(log_terms, axis=-1) - np.log(4)
-
-    @functools.cached_property
+    @property
     def entropy(self) -> float:
-        """-sum_x p(x) log p(x) over all 2^16 images."""
-        log_p = self.true_log_prob(all_binary_images())
-        finite = np.isfinite(log_p)
-        return float(-np.sum(np.exp(log_p[finite]) * log_p[finite]) + 0.0)
+        """-sum_x p(x) log p(x) over all 2^16 images: `bars_entropy(self.noise)`."""
+        return bars_entropy(self.noise)
 
 
 @register("bars")
-def _bars(noise=0.1, n_train=10000, n_valid=2000, n_test=2000, seed=0):
+def _bars(noise=BARS_NOISE, n_train=10000, n_valid=2000, n_test=2000, seed=0):
     """Pick one of the 4 columns uniformly, set it to 1, flip each pixel with prob `noise`.
     Labels are the chosen column."""
-    if not 0.0 <= noise <= 1.0:
-        raise ValueError(f"bars: noise must be in [0, 1], got {noise}")
+    _check_noise(noise)
     rng = np.random.default_rng(seed)
     n = n_train + n_valid + n_test
     columns = rng.integers(0, 4, size=n)  # [N]
     flips = rng.random((n, 4, 4, 1)) < noise  # [N, 4, 4, 1]
-    x = _bar_images()[columns] ^ flips.astype(np.uint8)
+    x = bar_images()[columns] ^ flips.astype(np.uint8)
     images, labels = _splits(x, columns, n_train, n_valid)
     return BarsDataset("bars", **images, levels=2, labels=labels, noise=float(noise))
 
@@ -200,6 +225,7 @@ BMNIST_FILE = "binarized_mnist.npz"
 
 
 def cache_dir() -> Path:
+    """The zoo's download cache: $ZOO_CACHE_DIR, default ~/.cache/zoo."""
     return Path(os.environ.get("ZOO_CACHE_DIR") or "~/.cache/zoo").expanduser()
 
 
@@ -214,13 +240,26 @@ def read_amat(path) -> np.ndarray:
     return bits.reshape(-1, 28, 28)
 
 
+def _amat_paths(folder) -> dict:
+    """{split: folder/binarized_mnist_<split>.amat}, the official file names."""
+    return {split: Path(folder) / f"binarized_mnist_{split}.amat" for split in SPLITS}
+
+
+def _bmnist_npz_paths() -> list[Path]:
+    """Where binarized_mnist.npz is looked for, in order: $ZOO_DATA_DIR (if set), then `cache_dir()`."""
+    tried = []
+    if os.environ.get("ZOO_DATA_DIR"):
+        tried.append(Path(os.environ["ZOO_DATA_DIR"]).expanduser() / BMNIST_FILE)
+    return tried + [cache_dir() / BMNIST_FILE]
+
+
 def download_binarized_mnist(folder, timeout=30) -> dict:
-    """Fetch the three official .amat files into `folder`, skipping those already there."""
+    """Fetch the three official .amat files into `folder`, skipping those already there.
+    Returns {split: path}."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    paths = {}
-    for split in SPLITS:
-        path = paths[split] = folder / f"binarized_mnist_{split}.amat"
+    paths = _amat_paths(folder)
+    for path in paths.values():
         if not path.exists():
             with urllib.request.urlopen(BMNIST_URL + path.name, timeout=timeout) as r:
                 path.with_suffix(".part").write_bytes(r.read())
@@ -231,10 +270,7 @@ def download_binarized_mnist(folder, timeout=30) -> dict:
 @register("binarized_mnist")
 def _binarized_mnist():
     """Static binarized MNIST 50000/10000/10000 (keys x_train, x_valid, x_test in the .npz)."""
-    tried = []
-    if os.environ.get("ZOO_DATA_DIR"):
-        tried.append(Path(os.environ["ZOO_DATA_DIR"]).expanduser() / BMNIST_FILE)
-    tried.append(cache_dir() / BMNIST_FILE)
+    tried = _bmnist_npz_paths()
     path = next((p for p in tried if p.exists()), None)
     if path is None:
         try:
@@ -284,20 +320,28 @@ def _read_cifar_batch(path):
     return x, np.asarray(d[b"labels"])
 
 
+def _keras_cache_files(name, root) -> list[Path] | None:
+    """The Keras cache files of dataset `name` under `root` when all of them exist, else None."""
+    layouts = {"mnist": [[root / "mnist.npz"]],
+               "fashion_mnist": [[root / "fashion-mnist" / f for f in FASHION_FILES]],
+               "cifar10": [[root / d / f for f in CIFAR_FILES] for d in CIFAR_DIRS]}.get(name, [])
+    return next((files for files in layouts if all(p.exists() for p in files)), None)
+
+
 def _from_keras_cache(name, root):
     """`((x_train, y_train), (x_test, y_test))` from the Keras cache files, or None if absent."""
-    if name == "mnist" and (root / "mnist.npz").exists():
-        with np.load(root / "mnist.npz") as f:
+    files = _keras_cache_files(name, root)
+    if files is None:
+        return None
+    if name == "mnist":
+        with np.load(files[0]) as f:
             return (f["x_train"], f["y_train"]), (f["x_test"], f["y_test"])
-    if name == "fashion_mnist" and all((root / "fashion-mnist" / f).exists() for f in FASHION_FILES):
-        y_tr, x_tr, y_te, x_te = (_read_idx(root / "fashion-mnist" / f) for f in FASHION_FILES)
+    if name == "fashion_mnist":
+        y_tr, x_tr, y_te, x_te = map(_read_idx, files)
         return (x_tr, y_tr), (x_te, y_te)
-    for folder in CIFAR_DIRS if name == "cifar10" else ():
-        if all((root / folder / f).exists() for f in CIFAR_FILES):
-            parts = [_read_cifar_batch(root / folder / f) for f in CIFAR_FILES]
-            train = tuple(np.concatenate(a) for a in zip(*parts[:5]))
-            return train, parts[5]
-    return None
+    parts = [_read_cifar_batch(p) for p in files]  # cifar10: 5 train batches, then the test batch
+    train = tuple(np.concatenate(a) for a in zip(*parts[:5]))
+    return train, parts[5]
 
 
 def _keras_download(name):
@@ -313,7 +357,8 @@ def _keras_arrays(name):
         try:
             arrays = _keras_download(name)
         except Exception as e:
-            expected = {"mnist": ["mnist.npz"], "fashion_mnist": [f"fashion-mnist/{f}" for f in FASHION_FILES],
+            expected = {"mnist": ["mnist.npz"],
+                        "fashion_mnist": [f"fashion-mnist/{f}" for f in FASHION_FILES],
                         "cifar10": [f"{d}/{{data_batch_1..5,test_batch}}" for d in CIFAR_DIRS]}[name]
             expected = " or ".join(str(root / p) for p in expected)
             raise FileNotFoundError(
@@ -363,3 +408,15 @@ def _fashion_mnist(binarize=None, n_valid=None, seed=0):
 def _cifar10(n_valid=None):
     """CIFAR-10, 32x32x3, 256 levels, valid = last 5000 of the 50000 train images."""
     return _keras_dataset("cifar10", n_valid)
+
+
+# --- offline check -----------------------------------------------------------------------------
+def available_offline(name: str) -> bool:
+    """Whether `load(name)` can work from local files alone, never starting a download: True for
+    the sampled / bundled sets (bars, digits), for the others True when their files are on disk."""
+    if name == "binarized_mnist":
+        return any(p.exists() for p in _bmnist_npz_paths()) \
+            or all(p.exists() for p in _amat_paths(cache_dir()).values())
+    if name in ("mnist", "fashion_mnist", "cifar10"):
+        return _keras_cache_files(name, keras_cache_dir()) is not None
+    return name in _LOADERS

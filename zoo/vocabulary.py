@@ -23,7 +23,8 @@ class Kind:
 KINDS = {k.name: k for k in (
     Kind("exact", "exact", "#2e7d32", "green", "the true log-likelihood of the discrete data"),
     Kind("elbo", "ELBO", "#ef6c00", "orange", "a variational lower bound E_q[log p(x, z) - log q(z|x)]"),
-    Kind("iwae", "IWAE", "#1565c0", "blue", "the k-sample importance-weighted bound L_k (Burda et al. eq. 8)"),
+    Kind("iwae", "IWAE", "#1565c0", "blue",
+         "the k-sample importance-weighted bound L_k (Burda et al. eq. 8)"),
     Kind("vlb", "VLB", "#6a1b9a", "violet", "the diffusion variational lower bound"),
     Kind("ais", "AIS", "#c62828", "red", "an annealed-importance-sampling estimate (Wu et al. 2017)"),
     Kind("none", "n/a", "#757575", "gray", "no likelihood (a plain GAN): shown as n/a, never as 0"),
@@ -49,7 +50,14 @@ class Metric:
 
     name: str
     label: str
-    lower_is_better: bool
+    lower_is_better: bool | None  # None: a check to read, not a score (memorisation)
+
+    @property
+    def direction(self) -> str:
+        """"lower is better", "higher is better" or "a check, not a score"."""
+        if self.lower_is_better is None:
+            return "a check, not a score"
+        return "lower is better" if self.lower_is_better else "higher is better"
 
 
 # Sample-quality metrics shown beside the likelihoods (zoo.sample_metrics produces them).
@@ -59,8 +67,8 @@ SAMPLE_METRICS = {m.name: m for m in (
     Metric("kid", "kernel inception-style distance (cubic kernel)", True),
     Metric("precision", "k-NN precision", False),
     Metric("recall", "k-NN recall", False),
-    Metric("nn_train_dist", "mean distance to the nearest training image", False),
-    Metric("nn_closer_than_test", "share of samples nearer the training set than test images are", True),
+    Metric("nn_train_dist", "mean distance to the nearest training image", None),
+    Metric("nn_closer_than_test", "share of samples nearer the training set than test images are", None),
     Metric("kl_emp_true", "KL(sample histogram || true p), nats", True),
     Metric("tv_emp_true", "TV(sample histogram, true p)", True),
 )}

@@ -5,8 +5,8 @@ import streamlit as st
 
 from dashboard import data, ui
 
-url, r = ui.start("Bound anatomy", "Each family's -log P(x) taken apart: the terms it sums (test means, nats) "
-                  "and the reports the runner saved.")
+url, r = ui.start("Bound anatomy", "Each family's -log P(x) taken apart: the terms it sums (test means, "
+                  "nats) and the reports the runner saved.")
 w, arts = data.wide(url), data.artifacts(url)
 fin = ui.finished(r)
 truth = float(w.loc[w["run_id"].isin(fin["run_id"]), "data_nll"].mean()) if "data_nll" in w else None
@@ -22,8 +22,8 @@ def reports(runs, name):
 
 with tabs[0]:
     st.markdown(r"$-\mathrm{ELBO}$ = **distortion** $-\mathbb{E}_q\log p(x|z)$ + **rate** "
-                r"$\mathrm{KL}(q(z|x)\,\|\,p(z))$, the nats the code carries. Runs on one dashed diagonal have "
-                "the same ELBO; IWAE adds iw_gain <= 0.")
+                r"$\mathrm{KL}(q(z|x)\,\|\,p(z))$, the nats the code carries. Runs on one dashed diagonal "
+                "have the same ELBO; IWAE adds iw_gain <= 0.")
     v = w[w["run_id"].isin(ui.finished(r, "VAE")["run_id"])]
     if v.empty:
         ui.no_runs("VAE")
@@ -34,14 +34,15 @@ with tabs[0]:
         span = (0.0, 1.5 * float(v["rate"].max()) + 0.5)  # the diagonals near the runs only
         iso = pd.DataFrame([{"name": n, "rate": x, "distortion": e - x} for n, e in zip(v["name"], v["nll"])
                             for x in span])
-        diag = alt.Chart(iso).mark_line(strokeDash=[3, 3], opacity=0.4).encode(x="rate", y="distortion", color="name")
+        diag = alt.Chart(iso).mark_line(strokeDash=[3, 3], opacity=0.4).encode(x="rate", y="distortion",
+                                                                                color="name")
         st.altair_chart((diag + pts).properties(height=320), width="stretch")
         st.altair_chart(ui.terms_bars(w, v, ["distortion", "rate", "iw_gain"]), width="stretch")
 
 with tabs[1]:
     st.markdown(r"$\log p(x) \ge \mathcal{L}_k = \mathbb{E}\log\frac{1}{k}\sum_i \frac{p(x,z_i)}{q(z_i|x)}$, "
-                r"rising with k towards log p(x) (Burda et al. 2016). Mean $-\mathcal{L}_k$ over test images; "
-                "dashed: the true NLL where known (bars).")
+                r"rising with k towards log p(x) (Burda et al. 2016). Mean $-\mathcal{L}_k$ over test "
+                "images; dashed: the true NLL where known (bars).")
     got = reports(fin, "is_vs_k")
     if not got:
         ui.no_runs("with an importance-sampling estimate (VAE, IWAE, flow)")
@@ -50,9 +51,9 @@ with tabs[1]:
         st.altair_chart(ui.lines(df, "k", "nll", "run", log_x=True, rule=truth), width="stretch")
 
 with tabs[2]:
-    st.markdown(r"$-\log p(x)$ = **prior** $-\log\mathcal{N}(f(y))$ + **logdet** $-\log|\det\partial f/\partial y|$ "
-                r"(the flow's volume change) + **logit** (the fixed data transform) + **dequantization** "
-                r"$\log q(u|x)$ (0 for uniform noise).")
+    st.markdown(r"$-\log p(x)$ = **prior** $-\log\mathcal{N}(f(y))$ + **logdet** "
+                r"$-\log|\det\partial f/\partial y|$ (the flow's volume change) + **logit** (the fixed data "
+                r"transform) + **dequantization** $\log q(u|x)$ (0 for uniform noise).")
     f = ui.finished(r, "Flow")
     chart = ui.terms_bars(w, f, ["prior", "logdet", "logit", "dequantization"])
     if chart is None:
@@ -84,8 +85,8 @@ with tabs[4]:
         st.altair_chart(chart, width="stretch")
 
 with tabs[5]:
-    st.markdown(r"**D(real)** and **D(fake)** over training: the optimal discriminator $D^* = p/(p + p_G)$ is "
-                "1/2 everywhere once $p_G = p$ (dashed). A GAN has no likelihood: its nats are n/a.")
+    st.markdown(r"**D(real)** and **D(fake)** over training: the optimal discriminator $D^* = p/(p + p_G)$ "
+                "is 1/2 everywhere once $p_G = p$ (dashed). A GAN has no likelihood: its nats are n/a.")
     g = ui.finished(r, "GAN")
     h = data.history(url, tuple(int(i) for i in g["run_id"])) if not g.empty else pd.DataFrame()
     h = h[h["name"].isin(["d_real", "d_fake"])] if not h.empty else h

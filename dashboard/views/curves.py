@@ -3,7 +3,8 @@ import streamlit as st
 
 from dashboard import data, ui
 
-url, r = ui.start("Curves", "Per-epoch values as the runner recorded them; running runs update as epochs end.")
+url, r = ui.start("Curves", "Per-epoch values as the runner recorded them; running runs update as epochs "
+                  "end.")
 picked = ui.pick_runs(r, "Runs", key="curves_runs", default=8)
 h = data.history(url, tuple(int(i) for i in picked["run_id"]))
 if h.empty:
@@ -22,6 +23,7 @@ for term in terms:
     df["split"] = df["name"].map(lambda n: "validation" if n.startswith("val_") else "training")
     if smooth:
         df = df.sort_values("epoch")
-        df["value"] = df.groupby(["run", "split"])["value"].transform(lambda v: v.ewm(alpha=1 - smooth).mean())
+        ewm = lambda v: v.ewm(alpha=1 - smooth).mean()  # noqa: E731
+        df["value"] = df.groupby(["run", "split"])["value"].transform(ewm)
     st.subheader(term)
     st.altair_chart(ui.lines(df, "epoch", "value", "run", log_y=log_y, dash="split"), width="stretch")

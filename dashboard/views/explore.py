@@ -4,10 +4,12 @@ import numpy as np
 import streamlit as st
 
 from dashboard import data, ui
+from zoo.vocabulary import LATENT_FAMILIES
 
-url, r = ui.start("Latent explorer", "VAE: z = the posterior mean mu(x), pictures are E[x|z]. Flow: z = f(x), "
-                  "x = f^-1(z), one bijection (a VAE whose encoder and decoder are deterministic).")
-fin = r[(r["status"] == "FINISHED") & r["family"].isin(data.LATENT_FAMILIES)]
+url, r = ui.start("Latent explorer", "VAE: z = the posterior mean mu(x), pictures are E[x|z]. "
+                  "Flow: z = f(x), x = f^-1(z), one bijection (a VAE whose encoder and decoder are "
+                  "deterministic).")
+fin = r[(r["status"] == "FINISHED") & r["family"].isin(LATENT_FAMILIES)]
 if fin.empty:
     ui.no_runs("VAE / IWAE / flow")
     st.stop()
@@ -36,7 +38,8 @@ def decode(z):
 st.subheader("Reconstructions")
 n = 8
 st.image(ui.png(np.concatenate([x[:n], decode(encode(x[:n]))]), levels, ncols=n), output_format="PNG",
-         caption="top: test images; bottom: decode(encode(x))" + (" - exact for a bijection" if is_flow else ""))
+         caption="top: test images; bottom: decode(encode(x))"
+         + (" - exact for a bijection" if is_flow else ""))
 
 st.subheader("Interpolation")
 c1, c2, c3 = st.columns(3)

@@ -12,7 +12,8 @@ if fin.empty:
 picked = ui.pick_runs(fin, "Runs", key="samples_runs")
 arts = data.artifacts(url)
 c1, c2 = st.columns([1, 3])
-redraw = c1.toggle("Redraw from the models", key="redraw", help="loads each model (TensorFlow) and samples anew")
+redraw = c1.toggle("Redraw from the models", key="redraw",
+                   help="loads each model (TensorFlow) and samples anew")
 seed = c2.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key="seed",
                        disabled=not redraw, help="equal seeds give equal samples")
 

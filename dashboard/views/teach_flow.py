@@ -1,7 +1,7 @@
 """Teach: the flow's change of variables, and the flow read as a deterministic VAE."""
 import streamlit as st
 
-from dashboard import data, ui
+from dashboard import ui
 
 url, r, live, m = ui.teach_page("Normalizing flow (RealNVP)", "Dinh et al. 2017; variational "
                                 "dequantization of Ho et al. 2019.", "Flow")
@@ -16,8 +16,10 @@ st.subheader("3. A VAE whose encoder and decoder are one bijection")
 st.latex(r"q(z|y) = \delta\big(z - f(y)\big),\quad p(y|z) = \delta\big(y - f^{-1}(z)\big)"
          r"\;\Rightarrow\; \text{no encoder gap: the ELBO is } \log p(y) \text{ itself}")
 st.markdown("The only bound left is the one that turns a density on $\\mathbb{R}^D$ into probabilities of "
-            "discrete images: dequantization, $v = x + u$, $u \\sim q(u|x)$ on $[0,1)^D$ (then $y$ = logit of $v/L$):")
-st.latex(r"\log P(x) = \log \int_{[0,1)^D} p(x + u)\,du \;\ge\; \mathbb{E}_{q(u|x)}\big[\log p(x+u) - \log q(u|x)\big]")
+            "discrete images: dequantization, $v = x + u$, $u \\sim q(u|x)$ on $[0,1)^D$ (then $y$ = logit "
+            "of $v/L$):")
+st.latex(r"\log P(x) = \log \int_{[0,1)^D} p(x + u)\,du \;\ge\; "
+         r"\mathbb{E}_{q(u|x)}\big[\log p(x+u) - \log q(u|x)\big]")
 c = st.columns(5)
 ui.metric(c[0], "prior", m, "prior", "-log N(z): how typical the code is")
 ui.metric(c[1], "logdet", m, "logdet", "-log|det df/dy|: the volume the flow stretches")
@@ -25,6 +27,7 @@ ui.metric(c[2], "logit", m, "logit", "the fixed data-to-logit map's Jacobian")
 ui.metric(c[3], "dequantization", m, "dequantization", "log q(u|x); 0 for uniform noise")
 ui.metric(c[4], "-log P(x) bound", m, "nll", "the sum of the four; IS-NLL tightens it")
 if live:
-    st.caption(f"IS-NLL with k = {m.get('is_k', float('nan')):.0f}: {m.get('is_nll', float('nan')):.4g} nats. "
+    nan = float("nan")
+    st.caption(f"IS-NLL with k = {m.get('is_k', nan):.0f}: {m.get('is_nll', nan):.4g} nats. "
                "The *Latent explorer* decodes f(x) back to x exactly: the bijection at work.")
     ui.pictures(url, live[0])

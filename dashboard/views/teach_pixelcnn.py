@@ -9,9 +9,9 @@ url, r, live, m = ui.teach_page("PixelCNN", "van den Oord et al. 2016 (gated Pix
 st.subheader("1. The chain rule: any density is a product of conditionals")
 st.latex(r"p(x) = \prod_{t=1}^{D} p(x_t \mid x_{<t}),\qquad "
          r"-\log p(x) = \sum_{t=1}^{D} -\log p(x_t \mid x_{<t})")
-st.markdown("Pixels $t$ are taken in raster order (row by row, left to right; R, G, B within a pixel). Each "
-            "conditional is a categorical (or Bernoulli) over the discrete levels, so the sum is the exact NLL "
-            "of the discrete data.")
+st.markdown("Pixels $t$ are taken in raster order (row by row, left to right; R, G, B within a pixel). "
+            "Each conditional is a categorical (or Bernoulli) over the discrete levels, so the sum is the "
+            "exact NLL of the discrete data.")
 st.subheader("2. Masked convolutions keep it causal")
 st.latex(r"h_t = f\big(x_{<t}\big)\ \text{(mask A at the input, mask B after)},\qquad "
          r"p(x_t \mid x_{<t}) = \mathrm{Cat}\big(x_t;\ \mathrm{softmax}(W h_t)\big)")
@@ -26,8 +26,8 @@ if live:
     if heat is None:
         ui.placeholder("per-pixel NLL", "this run saved no report_pixel_nll")
     else:
-        st.altair_chart(ui.heatmap(heat, f"-log p(x_t | x_<t) per pixel: {heat['nats'].sum():.3f} nats in all"),
-                        width="content")
+        title = f"-log p(x_t | x_<t) per pixel: {heat['nats'].sum():.3f} nats in all"
+        st.altair_chart(ui.heatmap(heat, title), width="content")
         st.caption("Each square is one term of the sum above, averaged over test images: the nats are spent "
                    "where the past says least about the pixel.")
     ui.pictures(url, live[0])

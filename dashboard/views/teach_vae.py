@@ -24,14 +24,15 @@ if live and pd.notna(m.get("is_nll")) and pd.notna(m.get("nll")):
     gap = m["nll"] - m["is_nll"]
     st.caption(f"So KL(q(z|x) || p(z|x)) is about {gap:.3f} nats here: the price of a Gaussian q(z|x) (-ELBO "
                "minus the IS estimate of -log p(x))." if live[0]["likelihood"] == "elbo" else
-               f"This run's own number is -L_{live[0]['k']}, {gap:.3f} nats above the IS estimate of -log p(x): "
-               "importance weighting already closed part of the ELBO's KL gap (section 5).")
+               f"This run's own number is -L_{live[0]['k']}, {gap:.3f} nats above the IS estimate of "
+               "-log p(x): importance weighting already closed part of the ELBO's KL gap (section 5).")
 
 st.subheader("4. The reparameterisation trick")
 st.latex(r"z = \mu_\phi(x) + \sigma_\phi(x)\odot\varepsilon,\quad \varepsilon\sim\mathcal{N}(0, I)"
          r"\;\Rightarrow\; \nabla_\phi\,\mathbb{E}_{q_\phi(z|x)}[f(z)] = "
          r"\mathbb{E}_{\varepsilon}\big[\nabla_\phi f(\mu_\phi(x) + \sigma_\phi(x)\odot\varepsilon)\big]")
-st.caption("The noise moves out of the parameters, so one sample gives a low-variance gradient through mu and sigma.")
+st.caption("The noise moves out of the parameters, so one sample gives a low-variance gradient through mu "
+           "and sigma.")
 
 st.subheader("5. The importance-weighted bound")
 st.latex(r"\mathcal{L}_k(x) = \mathbb{E}_{z_{1..k}\sim q}\Big[\log \frac{1}{k}\sum_{i=1}^{k} "
@@ -43,5 +44,6 @@ if live:
         truth = m.get("data_nll") if pd.notna(m.get("data_nll")) else None
         st.altair_chart(ui.lines(is_k.assign(run=live[0]["name"]), "k", "nll", "run", log_x=True, rule=truth),
                         width="stretch")
-        st.caption("-L_k against k for this run: it falls towards -log p(x) (dashed: the true NLL, bars only).")
+        st.caption("-L_k against k for this run: it falls towards -log p(x) (dashed: the true NLL, bars "
+                   "only).")
     ui.pictures(url, live[0])
