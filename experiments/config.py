@@ -85,9 +85,9 @@ class ExperimentConfig:
         from zoo.registry import get_model_class
 
         hp = config_dict(make_config(get_model_class(spec.model).Config, "hparams", **spec.hparams))
-        resolved = {"experiment": self.name, "dataset": self.dataset, "model": spec.model, "label": spec.label,
-                    "seed": seed, "hparams": hp, "train": config_dict(self.train_for(spec)),
-                    "eval": config_dict(self.eval)}
+        resolved = {"experiment": self.name, "dataset": self.dataset, "model": spec.model,
+                    "label": spec.label, "seed": seed, "hparams": hp,
+                    "train": config_dict(self.train_for(spec)), "eval": config_dict(self.eval)}
         if spec.init_from:  # (only when set, so older run keys stay valid)
             resolved["init_from"] = spec.init_from
         return resolved
@@ -116,15 +116,16 @@ def parse(raw: dict, where: str = "config") -> ExperimentConfig:
         raise ValueError(f"{where}: 'models' is empty; list at least one of the registered models")
     labels = [m.label for m in models]
     if len(set(labels)) != len(labels):
-        raise ValueError(f"{where}: model labels must be unique, got {labels}; set 'label' on repeated models")
+        raise ValueError(f"{where}: model labels must be unique, got {labels}; "
+                         f"set 'label' on repeated models")
     seeds = raw.pop("seeds", [0])
     seeds = [seeds] if isinstance(seeds, int) else list(seeds)
     cfg = make_config(ExperimentConfig, where, dataset=dataset, models=models, seeds=seeds, train=train,
                       eval=evaluation, **raw)
     for i, spec in enumerate(models):
         if spec.init_from and spec.init_from not in labels[:i]:
-            raise ValueError(f"{where}: models[{spec.label}].init_from names {spec.init_from!r}, which is not an "
-                             f"earlier entry; earlier labels: {labels[:i]}")
+            raise ValueError(f"{where}: models[{spec.label}].init_from names {spec.init_from!r}, "
+                             f"which is not an earlier entry; earlier labels: {labels[:i]}")
         make_config(TrainConfig, f"{where}: models[{spec.label}].train", **spec.train)
     return cfg
 
@@ -148,8 +149,8 @@ def load(path) -> ExperimentConfig:
     path = Path(path)
     if not path.exists():
         configs = sorted(p.name for p in (Path(__file__).parent / "configs").glob("*.yaml"))
-        raise FileNotFoundError(f"config file {str(path)!r} not found; shipped configs (experiments/configs/): "
-                                f"{', '.join(configs)}")
+        raise FileNotFoundError(f"config file {str(path)!r} not found; "
+                                f"shipped configs (experiments/configs/): {', '.join(configs)}")
     return parse(yaml.safe_load(path.read_text()), where=str(path))
 
 

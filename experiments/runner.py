@@ -23,8 +23,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 def code_version() -> str:
     try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                             check=True).stdout.strip()
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                             text=True, check=True).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
                                capture_output=True, text=True).stdout.strip()
         return sha + ("-dirty" if dirty else "")
@@ -32,7 +32,8 @@ def code_version() -> str:
         return "unknown"
 
 
-def run_experiment(cfg: ExperimentConfig, store, out="runs", extra_callbacks=(), reuse_finished=False) -> list[int]:
+def run_experiment(cfg: ExperimentConfig, store, out="runs", extra_callbacks=(),
+                   reuse_finished=False) -> list[int]:
     """Train and evaluate every (model, seed) of `cfg`; returns the run ids (FINISHED or not).
 
     With `reuse_finished`, a run whose exact resolved config already FINISHED is not trained again
@@ -60,8 +61,8 @@ def _init_weights(model, store, cfg, label, seed):
     runs = store.runs(experiment=cfg.name, status="FINISHED")
     runs = runs[(runs["label"] == label) & (runs["seed"] == seed)]
     if runs.empty:
-        raise RuntimeError(f"init_from: no FINISHED run of {label!r} (seed {seed}) in experiment {cfg.name!r}; "
-                           f"run that entry first")
+        raise RuntimeError(f"init_from: no FINISHED run of {label!r} (seed {seed}) "
+                           f"in experiment {cfg.name!r}; run that entry first")
     path = store.artifacts(int(runs["run_id"].max())).set_index("name")["path"]["model"]
     model.set_weights(zoo.load_model(path).get_weights())
 
@@ -78,8 +79,9 @@ def run_one(cfg, spec, seed, dataset, store, out: Path, extra_callbacks=()) -> i
     resumed = run_id is not None
     if not resumed:
         earlier = 0.0
-        run_id = store.start_run(experiment=cfg.name, model=spec.model, label=spec.label, dataset=dataset.name,
-                                 seed=seed, config=resolved, run_key=key, code_version=code_version())
+        run_id = store.start_run(experiment=cfg.name, model=spec.model, label=spec.label,
+                                 dataset=dataset.name, seed=seed, config=resolved, run_key=key,
+                                 code_version=code_version())
         store.update_run(run_id, out_dir=str(out / cfg.name / spec.label / f"seed{seed}-run{run_id}"))
     else:
         earlier = store.run(run_id).get("wall_time") or 0.0
@@ -169,7 +171,8 @@ def split_metrics(run: Finished):
                     is_examples=e.is_examples, seed=run.seed, draws=e.draws)
     run.store.log_metrics(run.run_id, e.split, rows)
     summary = ", ".join(f"{n}={v:.4g}" for n, v, _ in rows if n in ("nll", "bits_per_dim", "is_nll"))
-    print(f"[runner] run {run.run_id} {run.model.name} seed {run.seed}: {e.split} {summary} ({run.model.likelihood})")
+    print(f"[runner] run {run.run_id} {run.model.name} seed {run.seed}: "
+          f"{e.split} {summary} ({run.model.likelihood})")
 
 
 def sample_grid(run: Finished):
@@ -190,7 +193,8 @@ def sample_quality(run: Finished):
     e = run.cfg.eval
     if e.metric_samples:
         drawn = draw_samples(run.model, e.metric_samples, seed=run.seed, batch_size=e.batch_size)
-        run.store.log_metrics(run.run_id, e.split, sample_metrics(run.dataset, drawn, split=e.split, seed=run.seed))
+        rows = sample_metrics(run.dataset, drawn, split=e.split, seed=run.seed)
+        run.store.log_metrics(run.run_id, e.split, rows)
 
 
 def speeds(run: Finished):
@@ -211,7 +215,8 @@ def save_reports(run: Finished):
         table.to_csv(run.artifact(f"report_{name}", f"{name}.csv"), index=False)
 
 
-OUTPUT_STEPS = (calibrate, save_model, save_history, split_metrics, sample_grid, sample_quality, speeds, save_reports)
+OUTPUT_STEPS = (calibrate, save_model, save_history, split_metrics, sample_grid, sample_quality, speeds,
+                save_reports)
 
 
 def _save_outputs(cfg, model, dataset, store, run_id, run_dir, seed):

@@ -36,8 +36,8 @@ def sigmoid_schedule(steps: int, radius: float = 4.0) -> np.ndarray:
 
 
 def ais_log_prob(prior, log_likelihood, x, steps: int, chains: int, seed=None, leapfrog_steps: int = 10,
-                 step_size: float = 0.1, target_accept: float = 0.65, adapt_rate: float = 0.05, schedule: str = "sigmoid",
-                 return_diagnostics: bool = False):
+                 step_size: float = 0.1, target_accept: float = 0.65, adapt_rate: float = 0.05,
+                 schedule: str = "sigmoid", return_diagnostics: bool = False):
     """AIS estimate of log p(x) in nats, `[B]` (a stochastic lower bound, see the module docstring).
 
     prior           a TFP distribution over z with event shape [d] and no batch shape, e.g. N(0, I)

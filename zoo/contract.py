@@ -97,7 +97,8 @@ class GenerativeModel(keras.Model):
     def compile_default(self, lr_schedule=None, **kwargs):
         """Compile with Adam at the configured `learning_rate`; `lr_schedule(initial_lr)`, if given,
         returns the Keras schedule to use instead (the runner passes cosine decay this way)."""
-        kwargs.setdefault("optimizer", keras.optimizers.Adam(self.learning_rate(self.hp.learning_rate, lr_schedule)))
+        lr = self.learning_rate(self.hp.learning_rate, lr_schedule)
+        kwargs.setdefault("optimizer", keras.optimizers.Adam(lr))
         kwargs.setdefault("jit_compile", self.hp.jit_compile)
         self.compile(**kwargs)
         return self
@@ -121,10 +122,11 @@ class GenerativeModel(keras.Model):
         if x.shape.rank != 4 or tuple(x.shape[1:]) != self.data_shape:
             shape = ", ".join(map(str, self.data_shape))
             raise ValueError(f"{self.name}: expected images of shape [B, {shape}] (batch, height, width, "
-                             f"channels), got {list(x.shape)}; add a channel axis with x[..., None] if it is missing")
+                             f"channels), got {list(x.shape)}; "
+                             f"add a channel axis with x[..., None] if it is missing")
         if tf.executing_eagerly() and x.shape[0] and int(tf.reduce_max(x)) >= self.levels:
-            raise ValueError(f"{self.name}: pixel value {int(tf.reduce_max(x))} is outside [0, {self.levels - 1}]"
-                             f" for a model built for {self.levels} levels")
+            raise ValueError(f"{self.name}: pixel value {int(tf.reduce_max(x))} "
+                             f"is outside [0, {self.levels - 1}] for a model built for {self.levels} levels")
         return x
 
     def check_labels(self, labels, n):
@@ -205,7 +207,8 @@ class GenerativeModel(keras.Model):
         back exactly. `mask` broadcasts to `x` (`[B, H, W, C]`, `[H, W, C]`, ...); `options` go to the
         family's inpainting sampler. Raises NotImplementedError without `can_inpaint`."""
         if not self.can_inpaint:
-            raise NotImplementedError(f"{self.name} cannot inpaint (can_inpaint is False); the diffusion family can")
+            raise NotImplementedError(f"{self.name} cannot inpaint (can_inpaint is False); "
+                                      f"the diffusion family can")
         x = self.check_input(x)
         self._check_options("inpaint", self._inpaint, options)
         mask = tf.cast(tf.broadcast_to(tf.cast(mask, tf.bool), tf.shape(x)), tf.float32)  # [B, H, W, C]

@@ -17,7 +17,8 @@ VLB on discrete x (nats):  -log p(x) <= prior + diffusion + reconstruction, with
     diffusion (T)   T/2 E_{i, eps}[expm1(gamma_t - gamma_s) ||eps - eps_hat(z_t, t)||^2],
                     t = i/T, s = (i-1)/T: the sum of the T per-step KLs              (VDM eq. 14)
     diffusion (T=inf) 1/2 E_{t, eps}[gamma'(t) ||eps - eps_hat(z_t, t)||^2]          (VDM eq. 17)
-    reconstruction  -E log p(x | z_0),  p(x_i = k | z_0) proportional to N(z_0,i / alpha_0; v_k, sigma_0^2 / alpha_0^2),
+    reconstruction  -E log p(x | z_0),
+                    p(x_i = k | z_0) proportional to N(z_0,i / alpha_0; v_k, sigma_0^2 / alpha_0^2),
                     a softmax over exactly the data's levels v_k                     (VDM eq. 28-29)
 DDIM (Song et al. 2021, eq. 12, 16): z_s = alpha_s x_hat + sqrt(sigma_s^2 - d^2) eps_hat + d noise,
     d^2 = eta^2 sigma_s^2 c; eta = 1 is the ancestral step above, eta = 0 is deterministic.
@@ -42,7 +43,8 @@ class NoiseSchedule:
         if not gamma_min < gamma_max:
             raise ValueError(f"need gamma_min < gamma_max, got {gamma_min} and {gamma_max}")
         self.kind, self.gamma_min, self.gamma_max = kind, float(gamma_min), float(gamma_max)
-        self.u_min = 2.0 / math.pi * math.atan(math.exp(gamma_min / 2.0))  # cosine: tan(pi u / 2) = e^{gamma/2}
+        # cosine: tan(pi u / 2) = e^{gamma/2}
+        self.u_min = 2.0 / math.pi * math.atan(math.exp(gamma_min / 2.0))
         self.u_max = 2.0 / math.pi * math.atan(math.exp(gamma_max / 2.0))
 
     def gamma(self, t):
@@ -114,7 +116,8 @@ def ddim_step(z_t, eps_hat, gamma_s, gamma_t, noise, eta=0.0):
 
 
 def forward_step(z_s, gamma_s, gamma_t, noise):
-    """z_t ~ q(z_t | z_s) = N(alpha_{t|s} z_s, sigma_{t|s}^2), alpha_{t|s} = alpha_t / alpha_s (RePaint's jump back)."""
+    """z_t ~ q(z_t | z_s) = N(alpha_{t|s} z_s, sigma_{t|s}^2), alpha_{t|s} = alpha_t / alpha_s
+    (RePaint's jump back)."""
     g_s, g_t = _bcast(gamma_s, z_s), _bcast(gamma_t, z_s)
     (alpha_s, sigma_s), (alpha_t, sigma_t) = alpha_sigma(g_s), alpha_sigma(g_t)
     a = alpha_t / alpha_s
@@ -133,14 +136,16 @@ def prior_kl(x, gamma_1):
 
 
 def diffusion_weight(schedule: NoiseSchedule, t, timesteps: int):
-    """w(t) with diffusion term = E_t[w(t) / 2 ||eps - eps_hat||^2]: gamma'(t), or T expm1(gamma_t - gamma_s)."""
+    """w(t) with diffusion term = E_t[w(t) / 2 ||eps - eps_hat||^2]:
+    gamma'(t), or T expm1(gamma_t - gamma_s)."""
     if timesteps:
         return timesteps * tf.math.expm1(schedule.gamma(t) - schedule.gamma(t - 1.0 / timesteps))
     return schedule.gamma_prime(t)
 
 
 def decoder_logits(z_0, gamma_0, values):
-    """Logits `[B, H, W, C, L]` of p(x | z_0): -1/2 e^{-gamma_0} (z_0 / alpha_0 - v_k)^2 over levels v `[L]`."""
+    """Logits `[B, H, W, C, L]` of p(x | z_0): -1/2 e^{-gamma_0} (z_0 / alpha_0 - v_k)^2
+    over levels v `[L]`."""
     g = _bcast(tf.broadcast_to(gamma_0, tf.shape(z_0)[:1]), z_0)
     alpha, _ = alpha_sigma(g)
     return -0.5 * tf.exp(-g)[..., None] * (z_0[..., None] / alpha[..., None] - values) ** 2

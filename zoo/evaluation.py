@@ -58,13 +58,15 @@ def evaluate(model, dataset, split="test", batch_size=500, is_k=0, is_examples=N
         if draws > 1:
             rows += [("nll_draw_se", np.mean(sum(per_draw.values()).std(0, ddof=1)) / np.sqrt(draws), None),
                      ("draws", draws, None)]
-        rows += [(name, v.mean(), kind) for name, v in terms.items() if name not in HEADLINE]  # (a lone "nll" term)
+        # (a lone "nll" term)
+        rows += [(name, v.mean(), kind) for name, v in terms.items() if name not in HEADLINE]
     if is_k and model.has_importance_sampling:
         xi = x[:is_examples] if is_examples else x
         t0 = time.perf_counter()
         lp = np.concatenate([model.log_prob_is(xi[s:s + batch_size], is_k, seed=seed + 1).numpy()
                              for s in range(0, len(xi), batch_size)]).astype(np.float64)
-        rows += [("is_nll", -lp.mean(), "iwae"), ("is_bits_per_dim", bits_per_dim(lp.mean(), model.num_dims), "iwae"),
+        rows += [("is_nll", -lp.mean(), "iwae"),
+                 ("is_bits_per_dim", bits_per_dim(lp.mean(), model.num_dims), "iwae"),
                  ("is_k", is_k, None), ("is_examples", len(xi), None),
                  ("is_seconds", time.perf_counter() - t0, None)]
     if hasattr(dataset, "true_log_prob"):

@@ -7,7 +7,8 @@ import numpy as np
 from PIL import Image
 
 
-def grid(images, levels: int, ncols: int | None = None, pad: int = 1, scale: int | None = None) -> Image.Image:
+def grid(images, levels: int, ncols: int | None = None, pad: int = 1,
+         scale: int | None = None) -> Image.Image:
     """uint8 `[N, H, W, C]` images in [0, levels-1] -> one PIL image, tiled row by row."""
     x = np.asarray(images)
     if x.ndim != 4:
@@ -19,7 +20,8 @@ def grid(images, levels: int, ncols: int | None = None, pad: int = 1, scale: int
     canvas = np.full((nrows * (h + pad) + pad, ncols * (w + pad) + pad, c), 128, np.uint8)
     for i in range(n):
         r, col = divmod(i, ncols)
-        canvas[pad + r * (h + pad):pad + r * (h + pad) + h, pad + col * (w + pad):pad + col * (w + pad) + w] = x[i]
+        top, left = pad + r * (h + pad), pad + col * (w + pad)
+        canvas[top:top + h, left:left + w] = x[i]
     img = Image.fromarray(canvas[..., 0] if c == 1 else canvas)
     scale = scale or max(1, 256 // max(canvas.shape[:2]))
     return img.resize((img.width * scale, img.height * scale), Image.NEAREST) if scale > 1 else img

@@ -51,6 +51,7 @@ def conv_decoder(in_dim, data_shape, params_per_pixel, channels, hidden, activat
     x = layers.Dense((h >> s) * (w >> s) * channels[-1], activation=activation, name="project")(x)
     x = layers.Reshape((h >> s, w >> s, channels[-1]))(x)
     for i, ch in enumerate(reversed(channels)):
-        x = layers.Conv2DTranspose(ch, 3, strides=2, padding="same", activation=activation, name=f"deconv_{i}")(x)
+        x = layers.Conv2DTranspose(ch, 3, strides=2, padding="same", activation=activation,
+                                   name=f"deconv_{i}")(x)
     x = layers.Conv2D(c * params_per_pixel, 3, padding="same", name="out")(x)
     return keras.Model(inp, layers.Reshape((h, w, c, params_per_pixel))(x), name=name)

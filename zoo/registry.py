@@ -48,7 +48,8 @@ def unknown_key_error(what: str, key: str, valid, where: str = "", plural: str =
     valid = sorted(map(str, valid))
     close = difflib.get_close_matches(str(key), valid, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return ValueError(f"unknown {what} {key!r}{where}{hint}; valid {plural or what + 's'}: {', '.join(valid) or '(none)'}")
+    return ValueError(f"unknown {what} {key!r}{where}{hint}; "
+                      f"valid {plural or what + 's'}: {', '.join(valid) or '(none)'}")
 
 
 def added_field(default, **kwargs):
@@ -67,8 +68,8 @@ def config_dict(cfg) -> dict:
 
 
 # Hyper-parameters renamed so that one idea has one name in every family: old name -> new name(s).
-RENAMED = {"hidden": ("width", "depth"), "filters": ("width",), "n_layers": ("depth",), "n_blocks": ("depth",),
-           "res_blocks": ("depth",)}
+RENAMED = {"hidden": ("width", "depth"), "filters": ("width",), "n_layers": ("depth",),
+           "n_blocks": ("depth",), "res_blocks": ("depth",)}
 
 
 def choices(config_cls) -> dict[str, tuple]:
@@ -90,7 +91,8 @@ def make_config(config_cls, where: str, **values):
             continue
         new = [n for n in RENAMED.get(key, ()) if n in names]
         if new:
-            raise ValueError(f"unknown key {key!r} in {where}: it was renamed to {' and '.join(map(repr, new))} "
+            raise ValueError(f"unknown key {key!r} in {where}: "
+                             f"it was renamed to {' and '.join(map(repr, new))} "
                              f"(the same name in every family); valid keys: {', '.join(sorted(names))}")
         raise unknown_key_error("key", key, names, where=f" in {where}")
     for key, allowed in choices(config_cls).items():

@@ -165,7 +165,8 @@ class Store:
         names = [n for n, _, _ in items]
         if len(set(names)) < len(names):
             raise ValueError(f"log_metrics: metric names repeat in one call: "
-                             f"{sorted({n for n in names if names.count(n) > 1})}; give each metric its own name")
+                             f"{sorted({n for n in names if names.count(n) > 1})}; "
+                             f"give each metric its own name")
         m = metrics_table.c
         with self.engine.begin() as conn:
             conn.execute(metrics_table.delete().where(

@@ -79,7 +79,8 @@ class FeatureNet:
         x = dataset.split(split)
         out = self._apply(self.model, x)
         if self.kind == "classifier":
-            return [("classifier_accuracy", float(np.mean(out.argmax(-1) == dataset.labels[split])), self.kind)]
+            accuracy = float(np.mean(out.argmax(-1) == dataset.labels[split]))
+            return [("classifier_accuracy", accuracy, self.kind)]
         return [("autoencoder_mse", float(np.mean((out - x / (dataset.levels - 1)) ** 2)), self.kind)]
 
 
@@ -97,7 +98,8 @@ def _build(kind, shape, levels, classes):
     if kind == "classifier":
         f = layers.Dense(FEATURES, activation="relu", name="features")(h)
         model = keras.Model(x, layers.Dense(classes)(f))  # logits
-        model.compile(keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        model.compile(keras.optimizers.Adam(1e-3),
+                      keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     else:
         f = layers.Dense(FEATURES, name="features")(h)
         d = layers.Dense(int(np.prod(shape)), activation="sigmoid")(layers.Dense(256, activation="relu")(f))
@@ -114,7 +116,8 @@ def cache_path(dataset, kind: str) -> Path:
     if kind == "classifier":
         h.update(np.ascontiguousarray(dataset.labels["train"], np.int64).tobytes())
     shape = "x".join(map(str, dataset.shape))
-    return cache_dir() / "classifiers" / f"{dataset.name}-{shape}-{dataset.levels}lv-{kind}-{h.hexdigest()[:12]}.keras"
+    filename = f"{dataset.name}-{shape}-{dataset.levels}lv-{kind}-{h.hexdigest()[:12]}.keras"
+    return cache_dir() / "classifiers" / filename
 
 
 def train_epochs(n_train: int) -> int:
@@ -136,7 +139,8 @@ def feature_net(dataset, verbose=0) -> FeatureNet:
     classes = int(max(dataset.labels[s].max() for s in dataset.labels)) + 1 if kind == "classifier" else 0
     keras.utils.set_random_seed(0)  # the cached artifact is reproducible (the runner reseeds per run)
     model = _build(kind, dataset.shape, dataset.levels, classes)
-    model.fit(x, target, batch_size=32 if len(x) < 10_000 else 128, epochs=train_epochs(len(x)), verbose=verbose)
+    model.fit(x, target, batch_size=32 if len(x) < 10_000 else 128, epochs=train_epochs(len(x)),
+              verbose=verbose)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.stem}.tmp{os.getpid()}.keras")
     model.save(tmp)
@@ -191,7 +195,8 @@ def kid(a, b, groups=10) -> tuple[float, float]:
         return aa / (n * (n - 1)) + bb / (m * (m - 1)) - 2 * ab / (n * m)
 
     full = mmd(s_aa.sum(), s_bb.sum(), s_ab.sum(), len(a), len(b))
-    loo = np.array([mmd(s_aa.sum() - 2 * s_aa[g].sum() + s_aa[g, g], s_bb.sum() - 2 * s_bb[g].sum() + s_bb[g, g],
+    loo = np.array([mmd(s_aa.sum() - 2 * s_aa[g].sum() + s_aa[g, g],
+                        s_bb.sum() - 2 * s_bb[g].sum() + s_bb[g, g],
                         s_ab.sum() - s_ab[g].sum() - s_ab[:, g].sum() + s_ab[g, g],
                         len(a) - n_a[g], len(b) - n_b[g]) for g in range(groups)])
     se = np.sqrt((groups - 1) / groups * np.sum((loo - loo.mean()) ** 2))
@@ -209,7 +214,8 @@ def nearest_dist(a, b) -> np.ndarray:
 
 def _kth_radius_sq(a, k):
     """Squared distance of each row of a to its k-th nearest other row (index 0 is itself)."""
-    return np.concatenate([np.partition(_sq_dists(a[s], a), k, axis=1)[:, k] for s in _chunks(len(a), len(a))])
+    return np.concatenate([np.partition(_sq_dists(a[s], a), k, axis=1)[:, k]
+                           for s in _chunks(len(a), len(a))])
 
 
 def _covered(points, centres, radii_sq):

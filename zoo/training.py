@@ -56,11 +56,14 @@ def fit(model, dataset, train, out_dir, seed=0, on_epoch=None, extra_callbacks=(
         callbacks.append(keras.callbacks.EarlyStopping("val_loss", patience=train.patience,
                                                        restore_best_weights=True))
     if on_epoch is not None:
-        callbacks.append(EpochRecorder(on_epoch, steps * train.batch_size if train.steps_per_epoch else n_train))
+        examples_per_epoch = steps * train.batch_size if train.steps_per_epoch else n_train
+        callbacks.append(EpochRecorder(on_epoch, examples_per_epoch))
     valid_steps = None  # a capped epoch validates on the same fraction of the valid split
     if train.steps_per_epoch:
         n_valid, valid_bs = len(dataset.valid), max(train.batch_size, 256)
-        valid_steps = min(math.ceil(n_valid / valid_bs), max(1, math.ceil(steps / math.ceil(n_train / train.batch_size)
-                                                                          * n_valid / valid_bs)))
-    return model.fit(train_ds, validation_data=valid_ds, epochs=train.epochs, steps_per_epoch=train.steps_per_epoch,
-                     validation_steps=valid_steps, callbacks=callbacks + list(extra_callbacks), verbose=train.verbose)
+        epoch_fraction = steps / math.ceil(n_train / train.batch_size)
+        valid_steps = min(math.ceil(n_valid / valid_bs),
+                          max(1, math.ceil(epoch_fraction * n_valid / valid_bs)))
+    return model.fit(train_ds, validation_data=valid_ds, epochs=train.epochs,
+                     steps_per_epoch=train.steps_per_epoch, validation_steps=valid_steps,
+                     callbacks=callbacks + list(extra_callbacks), verbose=train.verbose)

@@ -43,7 +43,8 @@ def time_features(t, dim):
 
 
 def _time_mlp(te, width, act):
-    return layers.Dense(width, activation=act, name="time_1")(layers.Dense(width, activation=act, name="time_0")(te))
+    return layers.Dense(width, activation=act, name="time_1")(
+        layers.Dense(width, activation=act, name="time_0")(te))
 
 
 def mlp_net(data_shape, params, width, depth, time_dim, act, name):
@@ -52,10 +53,12 @@ def mlp_net(data_shape, params, width, depth, time_dim, act, name):
     temb = _time_mlp(te, width, act)
     h = layers.Dense(width, name="in")(layers.Flatten()(z))
     for i in range(depth):
-        r = layers.Dense(width, activation=act, name=f"res{i}_a")(layers.LayerNormalization(name=f"norm{i}")(h))
+        r = layers.Dense(width, activation=act, name=f"res{i}_a")(
+            layers.LayerNormalization(name=f"norm{i}")(h))
         r = layers.Add()([r, layers.Dense(width, name=f"res{i}_t")(temb)])
         h = layers.Add()([h, layers.Dense(width, name=f"res{i}_b")(layers.Activation(act)(r))])
-    out = layers.Dense(math.prod(data_shape) * params, kernel_initializer="zeros", name="out")(layers.Activation(act)(h))
+    out = layers.Dense(math.prod(data_shape) * params, kernel_initializer="zeros", name="out")(
+        layers.Activation(act)(h))
     return keras.Model([z, te], layers.Reshape((*data_shape, params))(out), name=name)
 
 
@@ -176,7 +179,8 @@ class Diffusion(GenerativeModel):
         if self.hp.denoiser == "eps":
             return out[..., 0]
         alpha, sigma = dm.alpha_sigma(dm._bcast(gamma, z))
-        log_lik = -0.5 * tf.square((z[..., None] - alpha[..., None] * self.values) / sigma[..., None])  # [B,H,W,C,L]
+        # [B,H,W,C,L]
+        log_lik = -0.5 * tf.square((z[..., None] - alpha[..., None] * self.values) / sigma[..., None])
         x_hat = tf.reduce_sum(tf.nn.softmax(out + log_lik, axis=-1) * self.values, axis=-1)
         return dm.eps_from_x(z, x_hat, gamma)
 
@@ -232,7 +236,8 @@ class Diffusion(GenerativeModel):
         x = self.check_input(x)
         xf = self.preprocess(x)
         if self.hp.timesteps:
-            t = np.unique(np.round(np.linspace(1, self.hp.timesteps, min(grid, self.hp.timesteps)))) / self.hp.timesteps
+            steps = np.unique(np.round(np.linspace(1, self.hp.timesteps, min(grid, self.hp.timesteps))))
+            t = steps / self.hp.timesteps
         else:
             t = (np.arange(grid) + 0.5) / grid
         gen = keras.random.SeedGenerator(seed)
@@ -253,7 +258,8 @@ class Diffusion(GenerativeModel):
         return tf.fill([n], self._grid(i, steps)), tf.fill([n], self._grid(i - 1, steps))
 
     def p_sample(self, z, t, s, noise):
-        """One ancestral step z_s ~ p(z_s | z_t) = q(z_s | z_t, x_hat(z_t)), t > s `[n]` (Ho et al. alg. 2)."""
+        """One ancestral step z_s ~ p(z_s | z_t) = q(z_s | z_t, x_hat(z_t)), t > s `[n]`
+        (Ho et al. alg. 2)."""
         g = self.schedule.gamma
         return dm.ancestral_step(z, self.eps_hat(z, t), g(s), g(t), noise)
 
@@ -274,7 +280,8 @@ class Diffusion(GenerativeModel):
 
     def _decode(self, z, last):
         """x ~ p(x | z_0): int32 levels `[n, H, W, C]`."""
-        logits = dm.decoder_logits(z, self.schedule.gamma(tf.zeros(tf.shape(z)[:1])), self.values)  # [n,H,W,C,L]
+        # [n,H,W,C,L]
+        logits = dm.decoder_logits(z, self.schedule.gamma(tf.zeros(tf.shape(z)[:1])), self.values)
         draw = tf.random.stateless_categorical(tf.reshape(logits, [-1, self.levels]), 1, seed=last)
         return tf.reshape(tf.cast(draw, tf.int32), tf.shape(z))
 
@@ -314,9 +321,11 @@ class Diffusion(GenerativeModel):
             for j in range(resample):
                 key = i * resample + j
                 noise = self._noise(loop, key, z)
-                z_s = self.ddim_sample(z, t, s, noise, eta) if method == "ddim" else self.p_sample(z, t, s, noise)
+                z_s = (self.ddim_sample(z, t, s, noise, eta) if method == "ddim"
+                       else self.p_sample(z, t, s, noise))
                 z_s = mask * dm.q_sample(known, g(s), self._noise(loop, key, z, 1)) + (1.0 - mask) * z_s
-                z = dm.forward_step(z_s, g(s), g(t), self._noise(loop, key, z, 2)) if j < resample - 1 else z_s
+                z = (dm.forward_step(z_s, g(s), g(t), self._noise(loop, key, z, 2))
+                     if j < resample - 1 else z_s)
             return i - 1, z
 
         out = self._decode(tf.while_loop(lambda i, _: i > 0, body, (steps, z))[1], last)
@@ -333,7 +342,8 @@ class Diffusion(GenerativeModel):
         default `ddim_steps`; `eta` 0 deterministic, 1 ancestral-like)."""
         base = keras.random.randint([2], 0, 2 ** 30, seed=seed, dtype="int32")
         if method == "ddim":
-            return self.ddim_sample_loop(tf.constant(n), self._steps(method, steps), tf.constant(float(eta)), base)
+            return self.ddim_sample_loop(tf.constant(n), self._steps(method, steps),
+                                         tf.constant(float(eta)), base)
         return self.p_sample_loop(tf.constant(n), self._steps(method, steps), base)
 
     def _inpaint(self, x, mask, seed, method="ancestral", steps=None, eta=0.0, resample=1):

@@ -65,13 +65,15 @@ def st_net(hw, c_in, c_out, network, hidden, n_blocks, name):
         x = layers.Flatten()(x)
         for i in range(n_blocks + 1):
             x = layers.Dense(hidden, activation="relu", name=f"dense_{i}")(x)
-        out = layers.Reshape((h, w, c_out))(layers.Dense(h * w * c_out, kernel_initializer="zeros", name="out")(x))
+        out = layers.Reshape((h, w, c_out))(
+            layers.Dense(h * w * c_out, kernel_initializer="zeros", name="out")(x))
         return keras.Model(inp, out, name=name)
     x = layers.Conv2D(hidden, 3, padding="same", name="conv_in")(x)
     for i in range(n_blocks):
         r = layers.Conv2D(hidden, 3, padding="same", activation="relu", name=f"res{i}_a")(layers.ReLU()(x))
         x = layers.Add()([x, layers.Conv2D(hidden, 1, name=f"res{i}_b")(r)])
-    out = layers.Conv2D(c_out, 3, padding="same", kernel_initializer="zeros", name="conv_out")(layers.ReLU()(x))
+    out = layers.Conv2D(c_out, 3, padding="same", kernel_initializer="zeros", name="conv_out")(
+        layers.ReLU()(x))
     return keras.Model(inp, out, name=name)
 
 
@@ -120,7 +122,8 @@ class Coupling(layers.Layer):
         super().__init__(**kwargs)
         self.mask = tf.constant(mask)  # [H, W, C]
         c = shape[2]  # the net sees the pass-through part, the mask and the condition
-        self.net = st_net(shape[:2], 2 * c + cond_channels, 2 * c, network, hidden, n_blocks, f"{self.name}_net")
+        self.net = st_net(shape[:2], 2 * c + cond_channels, 2 * c, network, hidden, n_blocks,
+                          f"{self.name}_net")
         self.scale = self.add_weight(shape=(c,), initializer="ones", name="scale")
 
     def _log_scale_shift(self, x_pass, cond):
@@ -139,12 +142,14 @@ class Coupling(layers.Layer):
 
 class MixtureCDF(layers.Layer):
     """a -> u = sum_k pi_k sigmoid((a - m_k) / s_k) in (0, 1), parameters from `cond` (Flow++ sec. 3.3);
-    forward only (q(u|x) is only ever sampled), log|du/da| = log sum_k pi_k logistic((a - m_k) / s_k) / s_k."""
+    forward only (q(u|x) is only ever sampled),
+    log|du/da| = log sum_k pi_k logistic((a - m_k) / s_k) / s_k."""
 
     def __init__(self, shape, k, network, hidden, n_blocks, **kwargs):
         super().__init__(**kwargs)
         self.k = k
-        self.net = st_net(shape[:2], shape[2], 3 * k * shape[2], network, hidden, n_blocks, f"{self.name}_net")
+        self.net = st_net(shape[:2], shape[2], 3 * k * shape[2], network, hidden, n_blocks,
+                          f"{self.name}_net")
 
     def forward(self, a, cond):
         if not self.k:
@@ -154,7 +159,8 @@ class MixtureCDF(layers.Layer):
         t = (a[..., None] - means - tf.linspace(-1.5, 1.5, self.k)) * tf.exp(-log_scales)  # spread at init
         log_w = tf.nn.log_softmax(logits, -1)
         u = tf.reduce_sum(tf.exp(log_w) * tf.sigmoid(t), -1)
-        log_du = tf.reduce_logsumexp(log_w + tf.math.log_sigmoid(t) + tf.math.log_sigmoid(-t) - log_scales, -1)
+        log_terms = log_w + tf.math.log_sigmoid(t) + tf.math.log_sigmoid(-t) - log_scales
+        log_du = tf.reduce_logsumexp(log_terms, -1)
         return u, _sum_hwc(log_du)
 
 
@@ -162,7 +168,8 @@ class MixtureCDF(layers.Layer):
 class FlowConfig(ModelConfig):
     n_scales: int = 0  # 0 = auto: halve H, W while both stay even and >= 4 (at least one squeeze)
     n_couplings: int = 3  # couplings per mask type and scale (checkerboard, then channel-wise)
-    network: Literal["conv", "mlp"] = "conv"  # shift-and-log-scale nets: ResNet, or dense on the flattened image
+    # shift-and-log-scale nets: ResNet, or dense on the flattened image
+    network: Literal["conv", "mlp"] = "conv"
     width: int = 32  # conv filters / dense units of each network
     depth: int = 1  # residual blocks (conv) or extra hidden layers (mlp) per network
     alpha: float = 0.05  # logit transform y' = logit(alpha + (1 - 2 alpha) y)
@@ -198,7 +205,8 @@ class RealNVP(GenerativeModel):
             self.dequantizer.append(MixtureCDF(self.data_shape, hp.deq_mixtures, *nets, name="deq_cdf"))
         n_scales = hp.n_scales or self.auto_scales(h, w)
         if h % 2 ** n_scales or w % 2 ** n_scales:
-            raise ValueError(f"{n_scales} scales need height and width divisible by {2 ** n_scales}, got {h}x{w}")
+            raise ValueError(f"{n_scales} scales need height and width divisible by {2 ** n_scales}, "
+                             f"got {h}x{w}")
         self.steps, self.factor_at, self.z_shapes = [], [], []  # factor out before steps[i], i in factor_at
         for k in range(n_scales):
             self._add_couplings((h, w, c), checkerboard, f"s{k}_cb")

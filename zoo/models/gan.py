@@ -79,7 +79,8 @@ class GAN(GenerativeModel):
             self.discriminator = nets.conv_encoder(self.data_shape, 1, hp.channels, [], "leaky_relu",
                                                    "discriminator")
         self.prior = tfd.MultivariateNormalDiag(loc=tf.zeros([d]), scale_diag=tf.ones([d]))
-        self.trackers = {n: keras.metrics.Mean(name=n) for n in ("loss", "d_loss", "g_loss", "d_real", "d_fake")}
+        self.trackers = {n: keras.metrics.Mean(name=n)
+                         for n in ("loss", "d_loss", "g_loss", "d_real", "d_fake")}
         self._ais_fns = {}
         self.built = True
 
@@ -106,7 +107,8 @@ class GAN(GenerativeModel):
         hp = self.hp
         d_lr = hp.learning_rate if hp.d_learning_rate is None else hp.d_learning_rate
         kwargs.setdefault("jit_compile", hp.jit_compile)
-        self.compile(d_optimizer=keras.optimizers.Adam(self.learning_rate(d_lr, lr_schedule), beta_1=hp.beta_1),
+        self.compile(d_optimizer=keras.optimizers.Adam(self.learning_rate(d_lr, lr_schedule),
+                                                       beta_1=hp.beta_1),
                      g_optimizer=keras.optimizers.Adam(self.learning_rate(hp.learning_rate, lr_schedule),
                                                        beta_1=hp.beta_1), **kwargs)
         return self
@@ -138,7 +140,8 @@ class GAN(GenerativeModel):
         """Instance noise (Sonderby et al. 2017): D cannot win on exact levels that G only nears."""
         if not self.hp.instance_noise:
             return images
-        return images + self.hp.instance_noise * keras.random.normal(tf.shape(images), seed=self.seed_generator)
+        noise = keras.random.normal(tf.shape(images), seed=self.seed_generator)
+        return images + self.hp.instance_noise * noise
 
     def _d_loss(self, real, fake):
         """(L_D, mean D(x), mean D(G(z))): probabilities for "ns", critic values for "wgan-gp"."""
@@ -154,7 +157,8 @@ class GAN(GenerativeModel):
             tape.watch(x_hat)
             critic = self.discriminator(x_hat)
         norm = tf.sqrt(tf.reduce_sum(tf.square(tape.gradient(critic, x_hat)), [1, 2, 3]) + 1e-12)  # [B]
-        loss = tf.reduce_mean(l_fake) - tf.reduce_mean(l_real) + self.hp.gp_weight * tf.reduce_mean((norm - 1) ** 2)
+        gradient_penalty = tf.reduce_mean((norm - 1) ** 2)
+        loss = tf.reduce_mean(l_fake) - tf.reduce_mean(l_real) + self.hp.gp_weight * gradient_penalty
         return loss, tf.reduce_mean(l_real), tf.reduce_mean(l_fake)
 
     def _g_loss(self, fake):
@@ -162,7 +166,7 @@ class GAN(GenerativeModel):
         return tf.reduce_mean(tf.nn.softplus(-l_fake) if self.hp.loss == "ns" else -l_fake)
 
     def train_step(self, data):
-        x = data[0] if isinstance(data, (tuple, list)) else data
+        x, _ = self._unpack(data)
         real = self.preprocess(x)  # [B, H, W, C]
         n = tf.shape(real)[0]
         d_vars, g_vars = self.discriminator.trainable_weights, self.generator.trainable_weights
@@ -177,7 +181,7 @@ class GAN(GenerativeModel):
         return self._record(d_loss, g_loss, d_real, d_fake)
 
     def test_step(self, data):
-        x = data[0] if isinstance(data, (tuple, list)) else data
+        x, _ = self._unpack(data)
         real = self.preprocess(x)
         fake = self.generate(self._noise(tf.shape(real)[0], self.seed_generator))
         d_loss, d_real, d_fake = self._d_loss(real, fake)
@@ -185,7 +189,8 @@ class GAN(GenerativeModel):
 
     def _record(self, d_loss, g_loss, d_real, d_fake):
         """Trackers; `loss` = d_loss + g_loss is only a NaN watch, not a quantity to minimise."""
-        values = {"loss": d_loss + g_loss, "d_loss": d_loss, "g_loss": g_loss, "d_real": d_real, "d_fake": d_fake}
+        values = {"loss": d_loss + g_loss, "d_loss": d_loss, "g_loss": g_loss,
+                  "d_real": d_real, "d_fake": d_fake}
         for name, value in values.items():
             self.trackers[name].update_state(value)
         return {name: t.result() for name, t in self.trackers.items()}
@@ -204,7 +209,8 @@ class GAN(GenerativeModel):
         """AIS estimate of log P(x) `[B]` in nats (defaults from the config; works for ais_steps = 0)."""
         hp = self.hp
         steps, chains = int(steps or hp.ais_steps or 100), int(chains or hp.ais_chains)
-        return self._ais(self.check_input(x), steps, chains, obs_sigma or hp.obs_sigma, self._seed(seed), **ais_kwargs)
+        return self._ais(self.check_input(x), steps, chains, obs_sigma or hp.obs_sigma, self._seed(seed),
+                         **ais_kwargs)
 
     def _ais(self, x, steps, chains, obs_sigma, seed, **ais_kwargs):
         key = (steps, chains, tuple(sorted(ais_kwargs.items())))
@@ -219,7 +225,8 @@ class GAN(GenerativeModel):
     def tune_obs_sigma(self, x_valid, sigmas=None, steps=None, chains=None, seed=0):
         """Set `obs_sigma` to the value of `sigmas` (default: the config's `obs_sigmas` grid) with the
         highest mean AIS log P(x_valid) (Wu et al. sec. 5); returns {sigma: mean log P(x_valid) nats}."""
-        scores = {float(s): float(np.mean(self.log_prob_ais(x_valid, steps, chains, obs_sigma=s, seed=seed).numpy()))
+        scores = {float(s): float(np.mean(self.log_prob_ais(x_valid, steps, chains,
+                                                            obs_sigma=s, seed=seed).numpy()))
                   for s in (sigmas or self.hp.obs_sigmas)}
         self.hp.obs_sigma = float(max(scores, key=scores.get))
         return scores
@@ -238,7 +245,8 @@ class GAN(GenerativeModel):
 
     def _nll_terms(self, x, seed, training, labels=None):
         if self.hp.ais_steps <= 0:
-            raise ValueError(f"{self.name} has no likelihood (likelihood='none'): build it with ais_steps > 0 "
-                             f"(e.g. ais_steps=100) for an annealed-importance-sampling estimate, or call "
-                             f"log_prob_ais(x, steps, chains)")
+            raise ValueError(f"{self.name} has no likelihood (likelihood='none'): "
+                             f"build it with ais_steps > 0 (e.g. ais_steps=100) "
+                             f"for an annealed-importance-sampling estimate, "
+                             f"or call log_prob_ais(x, steps, chains)")
         return {"nll": -self._ais(x, self.hp.ais_steps, self.hp.ais_chains, self.hp.obs_sigma, seed)}

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Literal
 
 import keras
 import numpy as np
@@ -28,7 +27,14 @@ import tensorflow as tf
 from keras import ops
 
 from zoo.contract import GenerativeModel, ModelConfig
-from zoo.distributions import PixelLaw, num_params, pixel_distribution, pixel_log_prob, pixel_sample, resolve_kind
+from zoo.distributions import (
+    PixelLaw,
+    num_params,
+    pixel_distribution,
+    pixel_log_prob,
+    pixel_sample,
+    resolve_kind,
+)
 from zoo.registry import register
 
 
@@ -44,7 +50,8 @@ class CausalConv2D(keras.layers.Layer):
     i-kh+1..i and columns j-left..j-left+kw-1. `mask` "A" / "B" masks the kernel's bottom-right tap
     (the current pixel): output group c sees input groups < c (A) or <= c (B)."""
 
-    def __init__(self, filters, kernel_size=(1, 1), pad=(0, 0, 0), mask=None, channels=1, out_split=1, **kwargs):
+    def __init__(self, filters, kernel_size=(1, 1), pad=(0, 0, 0), mask=None, channels=1, out_split=1,
+                 **kwargs):
         super().__init__(**kwargs)
         if mask not in (None, "A", "B"):
             raise ValueError(f"mask must be None, 'A' or 'B', got {mask!r}")
@@ -53,7 +60,8 @@ class CausalConv2D(keras.layers.Layer):
 
     def build(self, input_shape):
         kh, kw, cin = *self.kernel_size, int(input_shape[-1])
-        self.kernel = self.add_weight(shape=(kh, kw, cin, self.filters), initializer="glorot_uniform", name="kernel")
+        self.kernel = self.add_weight(shape=(kh, kw, cin, self.filters), initializer="glorot_uniform",
+                                      name="kernel")
         self.bias = self.add_weight(shape=(self.filters,), initializer="zeros", name="bias")
         mask = np.ones((kh, kw, cin, self.filters), "float32")
         if self.mask:
@@ -69,7 +77,8 @@ class CausalConv2D(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "kernel_size": list(self.kernel_size),
-                "pad": list(self.pad), "mask": self.mask, "channels": self.channels, "out_split": self.out_split}
+                "pad": list(self.pad), "mask": self.mask, "channels": self.channels,
+                "out_split": self.out_split}
 
 
 def _gate(pre):
@@ -112,14 +121,16 @@ class PixelCNN(GenerativeModel):
         self.pixel_kind = resolve_kind(hp.decoder, self.levels)
         self.num_classes = hp.num_classes
         f, r, n = hp.width, hp.kernel_size // 2, hp.depth
-        self.v_convs = [CausalConv2D(2 * f, (r + 1, hp.kernel_size), (r, r, r), name=f"v{i}") for i in range(n)]
+        self.v_convs = [CausalConv2D(2 * f, (r + 1, hp.kernel_size), (r, r, r), name=f"v{i}")
+                        for i in range(n)]
         self.links = [CausalConv2D(2 * f, name=f"v_to_h{i}") for i in range(n)]
         self.h_convs = [CausalConv2D(2 * f, (1, r + 1), (0, r, 0), "A" if i == 0 else "B", c, 2, name=f"h{i}")
                         for i in range(n)]
         self.h_outs = [CausalConv2D(f, mask="B", channels=c, name=f"h_out{i}") for i in range(n - 1)]
         self.skips = [CausalConv2D(f, mask="B", channels=c, name=f"skip{i}") for i in range(n)]
         self.head = [CausalConv2D(f, mask="B", channels=c, name="head0"),
-                     CausalConv2D(c * num_params(self.pixel_kind, self.levels), mask="B", channels=c, name="head1")]
+                     CausalConv2D(c * num_params(self.pixel_kind, self.levels), mask="B", channels=c,
+                                  name="head1")]
         self.embeds = [keras.layers.Embedding(hp.num_classes, 4 * f, name=f"embed{i}")
                        for i in range(n if self.needs_labels else 0)]
         self.sample_rows = min(h, n * r + 2)  # output row i sees input rows >= i - 1 - n*r

@@ -58,8 +58,10 @@ class VAE(GenerativeModel):
             self.encoder = nets.mlp(self.data_shape, (2 * d,), hidden, hp.activation, "encoder")
             self.decoder = nets.mlp((d,), (*self.data_shape, p), hidden, hp.activation, "decoder")
         else:
-            self.encoder = nets.conv_encoder(self.data_shape, 2 * d, hp.channels, hidden, hp.activation, "encoder")
-            self.decoder = nets.conv_decoder(d, self.data_shape, p, hp.channels, hidden, hp.activation, "decoder")
+            self.encoder = nets.conv_encoder(self.data_shape, 2 * d, hp.channels, hidden, hp.activation,
+                                             "encoder")
+            self.decoder = nets.conv_decoder(d, self.data_shape, p, hp.channels, hidden, hp.activation,
+                                             "decoder")
         self.prior = tfd.MultivariateNormalDiag(loc=tf.zeros([d]), scale_diag=tf.ones([d]))
         self.built = True
 
@@ -108,7 +110,8 @@ class VAE(GenerativeModel):
 
         fn = tf.function(lambda xb, s: ais_log_prob(self.prior, self._log_px_z, xb, steps, chains, seed=s,
                                                     **ais_kwargs), jit_compile=self.hp.jit_compile)
-        return fn(self.check_input(x), keras.random.randint([2], 0, 2 ** 30, seed=self._seed(seed), dtype="int32"))
+        return fn(self.check_input(x),
+                  keras.random.randint([2], 0, 2 ** 30, seed=self._seed(seed), dtype="int32"))
 
     def _nll_terms(self, x, seed, training, labels=None):
         log_px_z, log_pz, log_qz, q = self._components(x, 1, seed)
