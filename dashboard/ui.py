@@ -167,6 +167,20 @@ def metric(col, label: str, m: pd.Series, name: str, help: str | None = None) ->
     col.metric(label, "n/a" if v is None or pd.isna(v) else f"{v:.4g}", help=help)
 
 
+def metric_row(m: pd.Series, tiles) -> None:
+    """One row of metric tiles from (label, metric name, help) triples."""
+    for col, (label, name, help) in zip(st.columns(len(tiles)), tiles):
+        metric(col, label, m, name, help)
+
+
+def live_report(url: str, run: pd.Series, name: str, what: str) -> pd.DataFrame | None:
+    """The run's saved report table `name` (artifact report_<name>), or None after a placeholder."""
+    table = data.run_report(data.artifacts(url), run["run_id"], name)
+    if table is None:
+        placeholder(what, f"this run saved no report_{name}")
+    return table
+
+
 def pictures(url: str, run: pd.Series) -> None:
     """The run's saved samples beside real test images."""
     c1, c2 = st.columns(2)

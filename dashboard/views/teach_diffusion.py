@@ -1,7 +1,7 @@
 """Teach: diffusion's forward and reverse processes and its variational bound (VDM notation)."""
 import streamlit as st
 
-from dashboard import data, ui
+from dashboard import ui
 
 url, r, live, m = ui.teach_page("Diffusion", "Ho et al. 2020; Kingma et al. 2021 (VDM), in the log-SNR "
                                 "form gamma(t).", "Diffusion")
@@ -19,16 +19,13 @@ st.latex(r"-\log p(x) \le \underbrace{\mathrm{KL}\big(q(z_1|x)\,\|\,\mathcal{N}(
          r"\underbrace{\mathbb{E}\big[-\log p(x \mid z_0)\big]}_{\text{reconstruction}}")
 st.latex(r"\text{diffusion}_{T\to\infty} = \tfrac{1}{2}\,\mathbb{E}_{t\sim U(0,1),\,\varepsilon}"
          r"\big[\gamma'(t)\,\lVert \varepsilon - \hat{\varepsilon}(z_t, t)\rVert^2\big]")
-c = st.columns(4)
-ui.metric(c[0], "prior", m, "prior", "KL(q(z_1|x) || N(0, I))")
-ui.metric(c[1], "diffusion", m, "diffusion", "the denoising KLs summed over steps")
-ui.metric(c[2], "reconstruction", m, "reconstruction", "-E log p(x|z_0) over the discrete levels")
-ui.metric(c[3], "VLB: -log p(x) <=", m, "nll", "their sum, the run's test nats")
+ui.metric_row(m, [("prior", "prior", "KL(q(z_1|x) || N(0, I))"),
+                  ("diffusion", "diffusion", "the denoising KLs summed over steps"),
+                  ("reconstruction", "reconstruction", "-E log p(x|z_0) over the discrete levels"),
+                  ("VLB: -log p(x) <=", "nll", "their sum, the run's test nats")])
 if live:
-    steps = data.run_report(data.artifacts(url), live[0]["run_id"], "timestep_loss")
-    if steps is None:
-        ui.placeholder("loss per timestep", "this run saved no report_timestep_loss")
-    else:
+    steps = ui.live_report(url, live[0], "timestep_loss", "loss per timestep")
+    if steps is not None:
         st.altair_chart(ui.lines(steps.assign(run=live[0]["name"]), "t", "nats", "run"), width="stretch")
         st.caption("The diffusion term as a function of t: where along the noise schedule the bound is paid.")
     ui.pictures(url, live[0])

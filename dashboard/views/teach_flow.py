@@ -20,12 +20,11 @@ st.markdown("The only bound left is the one that turns a density on $\\mathbb{R}
             "of $v/L$):")
 st.latex(r"\log P(x) = \log \int_{[0,1)^D} p(x + u)\,du \;\ge\; "
          r"\mathbb{E}_{q(u|x)}\big[\log p(x+u) - \log q(u|x)\big]")
-c = st.columns(5)
-ui.metric(c[0], "prior", m, "prior", "-log N(z): how typical the code is")
-ui.metric(c[1], "logdet", m, "logdet", "-log|det df/dy|: the volume the flow stretches")
-ui.metric(c[2], "logit", m, "logit", "the fixed data-to-logit map's Jacobian")
-ui.metric(c[3], "dequantization", m, "dequantization", "log q(u|x); 0 for uniform noise")
-ui.metric(c[4], "-log P(x) bound", m, "nll", "the sum of the four; IS-NLL tightens it")
+ui.metric_row(m, [("prior", "prior", "-log N(z): how typical the code is"),
+                  ("logdet", "logdet", "-log|det df/dy|: the volume the flow stretches"),
+                  ("logit", "logit", "the fixed data-to-logit map's Jacobian"),
+                  ("dequantization", "dequantization", "log q(u|x); 0 for uniform noise"),
+                  ("-log P(x) bound", "nll", "the sum of the four; IS-NLL tightens it")])
 if live:
     nan = float("nan")
     st.caption(f"IS-NLL with k = {m.get('is_k', nan):.0f}: {m.get('is_nll', nan):.4g} nats. "

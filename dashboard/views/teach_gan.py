@@ -25,11 +25,10 @@ st.markdown("With `ais_steps > 0` (Wu et al. 2017) HMC chains anneal from $p(z)$
             "Gaussian around $G(z)$ is integrated over each level's bin, so the number is log P of the same "
             "discrete data as every other family (kind **AIS**, a stochastic lower bound; $\\sigma$ tuned on "
             "validation).")
-c = st.columns(4)
-ui.metric(c[0], "test nats", m, "nll",
-          "AIS estimate when the run has ais_steps > 0; else n/a (no likelihood)")
-for col, (name, label) in zip(c[1:], [("fcd", "FCD"), ("kid", "KID"), ("kl_emp_true", "KL(q^ || p), bars")]):
-    ui.metric(col, label, m, name, f"{SAMPLE_METRICS[name].label} (zoo.sample_metrics), when recorded")
+nats = ("test nats", "nll", "AIS estimate when the run has ais_steps > 0; else n/a (no likelihood)")
+quality = [(label, name, f"{SAMPLE_METRICS[name].label} (zoo.sample_metrics), when recorded")
+           for name, label in [("fcd", "FCD"), ("kid", "KID"), ("kl_emp_true", "KL(q^ || p), bars")]]
+ui.metric_row(m, [nats, *quality])
 if live:
     h = data.history(url, (int(live[0]["run_id"]),))
     h = h[h["name"].isin(["d_real", "d_fake"])]

@@ -1,7 +1,7 @@
 """Teach: the PixelCNN's exact likelihood by the chain rule, pixel by pixel."""
 import streamlit as st
 
-from dashboard import data, ui
+from dashboard import ui
 
 url, r, live, m = ui.teach_page("PixelCNN", "van den Oord et al. 2016 (gated PixelCNN). An exact "
                                 "likelihood: no bound, no latent.", "PixelCNN")
@@ -16,16 +16,13 @@ st.subheader("2. Masked convolutions keep it causal")
 st.latex(r"h_t = f\big(x_{<t}\big)\ \text{(mask A at the input, mask B after)},\qquad "
          r"p(x_t \mid x_{<t}) = \mathrm{Cat}\big(x_t;\ \mathrm{softmax}(W h_t)\big)")
 st.markdown("Training evaluates all $D$ conditionals in one pass; sampling must go one pixel at a time.")
-c = st.columns(4)
-ui.metric(c[0], "-log p(x), exact", m, "nll", "the sum of the heat map below")
-ui.metric(c[1], "bits / dim", m, "bits_per_dim", "-log p(x) / (D ln 2)")
-ui.metric(c[2], "samples / s", m, "samples_per_sec", "the fast (row-cached) sampler")
-ui.metric(c[3], "sampler speed-up", m, "sampler_speedup", "fast over the naive one-pixel-per-pass sampler")
+ui.metric_row(m, [("-log p(x), exact", "nll", "the sum of the heat map below"),
+                  ("bits / dim", "bits_per_dim", "-log p(x) / (D ln 2)"),
+                  ("samples / s", "samples_per_sec", "the fast (row-cached) sampler"),
+                  ("sampler speed-up", "sampler_speedup", "fast over the naive one-pixel-per-pass sampler")])
 if live:
-    heat = data.run_report(data.artifacts(url), live[0]["run_id"], "pixel_nll")
-    if heat is None:
-        ui.placeholder("per-pixel NLL", "this run saved no report_pixel_nll")
-    else:
+    heat = ui.live_report(url, live[0], "pixel_nll", "per-pixel NLL")
+    if heat is not None:
         title = f"-log p(x_t | x_<t) per pixel: {heat['nats'].sum():.3f} nats in all"
         st.altair_chart(ui.heatmap(heat, title), width="content")
         st.caption("Each square is one term of the sum above, averaged over test images: the nats are spent "

@@ -2,7 +2,7 @@
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, ui
+from dashboard import ui
 
 url, r, live, m = ui.teach_page("VAE and IWAE", "Kingma & Welling 2014; Burda et al. 2016. The numbers "
                                 "below are the chosen run's test means in nats.", "VAE")
@@ -15,11 +15,10 @@ st.latex(r"\mathrm{ELBO}(x) = \log p(x) - \mathrm{KL}\big(q(z|x)\,\|\,p(z|x)\big
 st.subheader("3. ... and which splits into distortion and rate")
 st.latex(r"-\mathrm{ELBO}(x) = \underbrace{-\mathbb{E}_{q(z|x)}\log p(x|z)}_{\text{distortion}} + "
          r"\underbrace{\mathrm{KL}\big(q(z|x)\,\|\,p(z)\big)}_{\text{rate}}")
-c = st.columns(4)
-ui.metric(c[0], "distortion", m, "distortion", "-E_q log p(x|z)")
-ui.metric(c[1], "rate", m, "rate", "KL(q(z|x) || p(z))")
-ui.metric(c[2], "-ELBO (or -L_k)", m, "nll", "the run's own bound: distortion + rate (+ iw_gain for IWAE)")
-ui.metric(c[3], "IS-NLL, about -log p(x)", m, "is_nll", "-L_k with the evaluation's k (is_k)")
+ui.metric_row(m, [("distortion", "distortion", "-E_q log p(x|z)"),
+                  ("rate", "rate", "KL(q(z|x) || p(z))"),
+                  ("-ELBO (or -L_k)", "nll", "the run's own bound: distortion + rate (+ iw_gain for IWAE)"),
+                  ("IS-NLL, about -log p(x)", "is_nll", "-L_k with the evaluation's k (is_k)")])
 if live and pd.notna(m.get("is_nll")) and pd.notna(m.get("nll")):
     gap = m["nll"] - m["is_nll"]
     st.caption(f"So KL(q(z|x) || p(z|x)) is about {gap:.3f} nats here: the price of a Gaussian q(z|x) (-ELBO "
@@ -39,7 +38,7 @@ st.latex(r"\mathcal{L}_k(x) = \mathbb{E}_{z_{1..k}\sim q}\Big[\log \frac{1}{k}\s
          r"\frac{p(x, z_i)}{q(z_i|x)}\Big],\qquad \mathrm{ELBO} = \mathcal{L}_1 \le \mathcal{L}_k \le "
          r"\mathcal{L}_{k+1} \le \log p(x)")
 if live:
-    is_k = data.run_report(data.artifacts(url), live[0]["run_id"], "is_vs_k")
+    is_k = ui.live_report(url, live[0], "is_vs_k", "-L_k against k")
     if is_k is not None:
         truth = m.get("data_nll") if pd.notna(m.get("data_nll")) else None
         st.altair_chart(ui.lines(is_k.assign(run=live[0]["name"]), "k", "nll", "run", log_x=True, rule=truth),
