@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
+from support import subset
 
 import zoo
-from zoo import data
 from zoo.ais import ais_log_prob, sigmoid_schedule
 
 tfd = tfp.distributions
@@ -78,10 +78,10 @@ def test_more_annealing_steps_are_not_lower_on_average():
 
 
 @pytest.fixture(scope="module")
-def bars_vae():
-    ds = data.load("bars", n_train=2000, n_valid=64, n_test=256)
+def bars_vae(bars):
+    ds = subset(bars, 2000, 64, 256)
     keras.utils.set_random_seed(0)
-    model = zoo.build_model("vae", ds, latent_dim=2, hidden=[32, 32], learning_rate=3e-3)
+    model = zoo.build_model("vae", ds, latent_dim=2, width=32, depth=2, learning_rate=3e-3)
     model.fit(ds.tf_dataset("train", 100, seed=0), epochs=10, verbose=0)
     return model, ds.test[:64]
 

@@ -13,11 +13,14 @@ def test_discretized_logistic_centres_on_every_level_and_sums_to_one(levels):
     half = (levels - 1) / 2.0
     k = np.arange(levels, dtype=np.float32)
     raw = np.arctanh(np.clip((k - half) / half, -1 + 1e-6, 1 - 1e-6))  # tanh^-1 of the wanted mean
-    params = tf.constant(np.stack([raw, np.full(levels, -6.0, np.float32)], -1)[:, None, None, None, :])  # [L,1,1,1,2]
+    params = np.stack([raw, np.full(levels, -6.0, np.float32)], -1)  # [L, 2]: a mean per level, sharp
+    params = tf.constant(params[:, None, None, None, :])  # [L, 1, 1, 1, 2]
     x = np.arange(levels, dtype=np.uint8)
-    probs = np.exp(np.stack([pixel_log_prob("discretized_logistic", params, np.full((1, 1, 1, 1), v, np.uint8),
-                                            levels).numpy().reshape(-1) for v in x], -1))  # [mean level, x]
+    pixel = [pixel_log_prob("discretized_logistic", params, np.full((1, 1, 1, 1), v, np.uint8), levels)
+             for v in x]
+    probs = np.exp(np.stack([p.numpy().reshape(-1) for p in pixel], -1))  # [mean level, x]
     np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-5)
     np.testing.assert_array_equal(probs.argmax(-1), x)
     assert probs[np.arange(levels), x].min() > 0.9
-    np.testing.assert_allclose(pixel_mean("discretized_logistic", params, levels).numpy().ravel(), k, atol=1e-3)
+    np.testing.assert_allclose(pixel_mean("discretized_logistic", params, levels).numpy().ravel(), k,
+                               atol=1e-3)

@@ -15,8 +15,8 @@ from zoo.registry import RENAMED, choices, get_model_class, register
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = zoo.list_models()
-PUBLIC = ("nll_terms", "log_prob", "bits_per_dim", "sample", "inpaint", "log_prob_is", "train_step", "test_step",
-          "call", "compile_default")
+PUBLIC = ("nll_terms", "log_prob", "bits_per_dim", "sample", "inpaint", "log_prob_is", "train_step",
+          "test_step", "call", "compile_default")
 OWN_STEP = {"gan": ("train_step", "test_step", "compile_default")}  # two networks, two optimizers (keras-io)
 
 
@@ -112,8 +112,8 @@ def test_draws_average_independent_estimates(tiny):
     spread = lambda d: np.std([model.log_prob(x, draws=d).numpy() for _ in range(8)], axis=0).mean()  # noqa: E731
     assert spread(16) < 0.5 * spread(1)  # sd / sqrt(16) in expectation
     terms = model.nll_terms(x, seed=1, draws=3)
-    np.testing.assert_allclose(-sum(t.numpy() for t in terms.values()), model.log_prob(x, seed=1, draws=3).numpy(),
-                               rtol=1e-5)
+    total = -sum(t.numpy() for t in terms.values())
+    np.testing.assert_allclose(total, model.log_prob(x, seed=1, draws=3).numpy(), rtol=1e-5)
     with pytest.raises(ValueError, match="draws must be >= 1"):
         model.log_prob(x, draws=0)
 

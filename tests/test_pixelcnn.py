@@ -7,17 +7,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from scipy.special import logsumexp
+from support import Fake, total_mass
 
 import zoo
-from bounds import Fake
-from zoo import data
-from zoo.data import all_binary_images
 from zoo.models.pixelcnn import CausalConv2D
 
 
 def _model(shape, levels, **hp):
     keras.utils.set_random_seed(0)  # reproducible weights
-    hp = {"filters": 24, "n_layers": 4, "kernel_size": 3, "jit_compile": False, "seed": 0, **hp}
+    hp = {"width": 24, "depth": 4, "kernel_size": 3, "jit_compile": False, "seed": 0, **hp}
     return zoo.build_model("pixelcnn", Fake(shape, levels), **hp)
 
 
@@ -62,7 +60,8 @@ def test_causal_and_no_blind_spot(shape, levels, hp):
     idx = _raster_index(*shape)
     for c in range(shape[2]):  # spelled out for the centre pixel of every channel
         t = idx[2, 2, c]
-        assert dep[t, idx[1, 2]].all() and dep[t, idx[2, 1]].all() and dep[t, idx[1, 3]].all()  # up, left, up-right
+        assert dep[t, idx[1, 2]].all() and dep[t, idx[2, 1]].all()  # up, left
+        assert dep[t, idx[1, 3]].all()  # up-right
         assert dep[t, idx[2, 2, :c]].all() and not dep[t, idx[2, 2, c:]].any()  # earlier channels only
         assert not dep[t, idx[3:]].any() and not dep[t, idx[2, 3:]].any()
 
@@ -76,7 +75,8 @@ def test_each_stack_alone():
     h, w, c = h.ravel(), w.ravel(), c.ravel()
     for link in model.links:
         link.kernel.assign(tf.zeros_like(link.kernel))
-    same_row = (h[None] == h[:, None]) & ((w[None] < w[:, None]) | ((w[None] == w[:, None]) & (c[None] < c[:, None])))
+    left = (w[None] < w[:, None]) | ((w[None] == w[:, None]) & (c[None] < c[:, None]))
+    same_row = (h[None] == h[:, None]) & left
     np.testing.assert_array_equal(_dependence(model, x), same_row)
     model = _model(shape, 4)
     model.h_convs[0].kernel.assign(tf.zeros_like(model.h_convs[0].kernel))
@@ -85,43 +85,32 @@ def test_each_stack_alone():
 
 def test_receptive_rows_bound_the_fast_sampler_crop():
     """With 2 blocks of k=3, row i sees input rows i-3..i-1 (not i-4): the fast sampler's 4-row crop."""
-    model = _model((10, 4, 1), 2, n_layers=2)
+    model = _model((10, 4, 1), 2, depth=2)
     assert model.sample_rows == 4
     dep = _dependence(model, _images((10, 4, 1), 2, 3)).reshape(10, 4, 10, 4)
     assert dep[9, :, 6].any() and not dep[9, :, :6].any()
 
 
-def _total_probability(model, **kw):
-    x = all_binary_images(4, 4)
-    lp = np.concatenate([model.log_prob(x[i:i + 16384], **kw).numpy() for i in range(0, len(x), 16384)])
-    return np.exp(lp.astype(np.float64)).sum()
-
-
-@pytest.fixture(scope="module")
-def bars():
-    return data.load("bars", n_train=4000, n_valid=500, n_test=2000)
-
-
 @pytest.fixture(scope="module")
 def trained(bars):
-    model = _model((4, 4, 1), 2, filters=16, n_layers=3, learning_rate=3e-3)
+    model = _model((4, 4, 1), 2, width=16, depth=3, learning_rate=3e-3)
     model.fit(bars.tf_dataset("train", 100, seed=0), epochs=8, verbose=0)
     return model
 
 
 @pytest.fixture(scope="module")
 def conditional(bars):  # the bars label is the column of the bar
-    model = _model((4, 4, 1), 2, filters=16, n_layers=3, learning_rate=3e-3, num_classes=4)
+    model = _model((4, 4, 1), 2, width=16, depth=3, learning_rate=3e-3, num_classes=4)
     model.fit(bars.tf_dataset("train", 100, seed=0, with_labels=True), epochs=4, verbose=0)
     return model
 
 
 def test_probabilities_sum_to_one_untrained():
-    assert abs(_total_probability(_model((4, 4, 1), 2, filters=16, n_layers=3)) - 1.0) < 1e-3
+    assert abs(total_mass(_model((4, 4, 1), 2, width=16, depth=3)) - 1.0) < 1e-3
 
 
 def test_trained_on_bars_sums_to_one_and_nears_entropy(trained, bars):
-    assert abs(_total_probability(trained) - 1.0) < 1e-3
+    assert abs(total_mass(trained) - 1.0) < 1e-3
     nll = -trained.log_prob(bars.test).numpy().mean()
     assert bars.entropy - 0.1 < nll < bars.entropy + 0.2  # 8 epochs; the truth is 6.57, uniform 11.09
 
@@ -138,11 +127,11 @@ def test_pixel_nll_sums_to_minus_log_prob(shape, levels, hp):
     if hp.get("num_classes"):  # the map given labels sums to -log p(x | y)
         y = np.arange(6) % 3
         np.testing.assert_allclose(model.pixel_nll(x, labels=y).numpy().sum((1, 2, 3)),
-                                   -model.conditional_log_prob(x, y).numpy(), rtol=1e-5)
+                                   -model.log_prob(x, labels=y).numpy(), rtol=1e-5)
 
 
-@pytest.mark.parametrize("shape, levels, hp", [((8, 8, 1), 17, {}), ((10, 4, 3), 4, {"n_layers": 2}),
-                                               ((10, 4, 3), 4, {"n_layers": 2, "num_classes": 3,
+@pytest.mark.parametrize("shape, levels, hp", [((8, 8, 1), 17, {}), ((10, 4, 3), 4, {"depth": 2}),
+                                               ((10, 4, 3), 4, {"depth": 2, "num_classes": 3,
                                                                 "decoder": "discretized_logistic"})])
 def test_samplers_agree_and_stay_in_range(shape, levels, hp):
     model = _model(shape, levels, **hp)  # (10, 4, 3) with 2 blocks: the fast sampler crops 4 rows
@@ -169,7 +158,7 @@ def test_save_load_round_trip(tmp_path):
     loaded = keras.saving.load_model(tmp_path / "m.keras")
     assert type(loaded) is type(model) and loaded.num_classes == 3
     np.testing.assert_allclose(loaded.log_prob(x).numpy(), model.log_prob(x).numpy(), rtol=1e-6)
-    np.testing.assert_allclose(loaded.conditional_log_prob(x, 2).numpy(), model.conditional_log_prob(x, 2).numpy(),
+    np.testing.assert_allclose(loaded.log_prob(x, labels=2).numpy(), model.log_prob(x, labels=2).numpy(),
                                rtol=1e-6)
     np.testing.assert_array_equal(loaded.sample(3, seed=1).numpy(), model.sample(3, seed=1).numpy())
     layer = model.h_convs[1]  # the masked layer alone: rebuilt from its config, same mask
@@ -183,15 +172,15 @@ def test_save_load_round_trip(tmp_path):
 
 def test_conditional_marginal_is_logsumexp_over_labels(conditional, bars):
     x = bars.test[:200]
-    cond = np.stack([conditional.conditional_log_prob(x, y).numpy() for y in range(4)])  # [4, B]
+    cond = np.stack([conditional.log_prob(x, labels=y).numpy() for y in range(4)])  # [4, B]
     np.testing.assert_allclose(conditional.log_prob(x).numpy(), logsumexp(cond, 0) - math.log(4), rtol=1e-5)
     np.testing.assert_allclose(conditional.log_prob(x, labels=1).numpy(), cond[1], rtol=1e-6)
-    assert abs(_total_probability(conditional) - 1.0) < 1e-3  # the marginal is normalised
-    assert abs(_total_probability(conditional, labels=3) - 1.0) < 1e-3  # and so is p(x | y = 3)
+    assert abs(total_mass(conditional) - 1.0) < 1e-3  # the marginal is normalised
+    assert abs(total_mass(conditional, labels=3) - 1.0) < 1e-3  # and so is p(x | y = 3)
     # training on (x, y) made the label informative: the true column explains x best
     assert (cond.argmax(0) == bars.labels["test"][:200]).mean() > 0.8
     with pytest.raises(ValueError, match=r"labels must be in \[0, 3\]"):
-        conditional.conditional_log_prob(x[:2], 4)
+        conditional.log_prob(x[:2], labels=4)
 
 
 def test_conditional_samples_follow_the_label(conditional):
@@ -201,12 +190,11 @@ def test_conditional_samples_follow_the_label(conditional):
 
 
 @pytest.mark.slow
-def test_conditional_digits_samples_are_classified_as_their_label():
+def test_conditional_digits_samples_are_classified_as_their_label(digits):
     """A conditional model trained ~2 min on digits; a logistic regression trained on the real train
     split labels its samples as the requested digit far above chance (10%)."""
     from sklearn.linear_model import LogisticRegression
 
-    digits = data.load("digits")
     clf = LogisticRegression(max_iter=5000).fit(digits.train.reshape(1000, -1), digits.labels["train"])
     assert clf.score(digits.test.reshape(len(digits.test), -1), digits.labels["test"]) > 0.85  # 0.90
     keras.utils.set_random_seed(0)
@@ -220,7 +208,7 @@ def test_conditional_digits_samples_are_classified_as_their_label():
 
 
 def test_pixel_nll_report_is_the_mean_map_of_the_exact_nll():
-    model = zoo.build_model("pixelcnn", Fake((4, 5, 1), 2), filters=8, n_layers=2, seed=0)
+    model = zoo.build_model("pixelcnn", Fake((4, 5, 1), 2), width=8, depth=2, seed=0)
     x = np.random.default_rng(0).integers(0, 2, (7, 4, 5, 1)).astype(np.uint8)
     table = model.reports(x)["pixel_nll"]
     assert len(table) == 20 and set(table.columns) == {"row", "col", "channel", "nats"}

@@ -20,7 +20,8 @@ TINY = {"name": "tiny_bars", "dataset": {"name": "bars", "n_train": 400, "n_vali
         "seeds": [0], "train": {"epochs": 2, "batch_size": 100, "verbose": 0},
         "eval": {"is_k": 20, "n_samples": 16},
         "models": [{"model": "vae", "hparams": {"latent_dim": 2, "width": 16, "depth": 1}},
-                   {"model": "iwae", "label": "iwae_k3", "hparams": {"latent_dim": 2, "width": 16, "depth": 1, "k": 3}}]}
+                   {"model": "iwae", "label": "iwae_k3",
+                    "hparams": {"latent_dim": 2, "width": 16, "depth": 1, "k": 3}}]}
 
 
 def _write(tmp_path, raw):
@@ -61,8 +62,9 @@ def test_shipped_configs_parse():
 def test_cli_smoke_run_records_everything(tmp_path):
     db, out = tmp_path / "r.sqlite", tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-m", "experiments", "run", str(_write(tmp_path, TINY)), "--db", str(db),
-                           "--out", str(out)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    command = [sys.executable, "-m", "experiments", "run", str(_write(tmp_path, TINY)), "--db", str(db),
+               "--out", str(out)]
+    proc = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     store = open_store(str(db))
     runs = store.runs()
@@ -152,7 +154,8 @@ def test_nan_loss_ends_run_as_diverged(tmp_path):
 
 def test_changed_config_is_a_new_run_that_never_restores_an_old_backup(tmp_path):
     store = open_store(str(tmp_path / "r.sqlite"))
-    [first] = run_experiment(_vae_only(epochs=4), store, out=tmp_path / "out", extra_callbacks=[_Crash(at_epoch=1)])
+    [first] = run_experiment(_vae_only(epochs=4), store, out=tmp_path / "out",
+                             extra_callbacks=[_Crash(at_epoch=1)])
     watch = _Crash(at_epoch=-1)
     [second] = run_experiment(_vae_only(epochs=3), store, out=tmp_path / "out", extra_callbacks=[watch])
     assert second != first and watch.seen == [0, 1, 2]  # trained from scratch, in its own folder
@@ -174,7 +177,8 @@ def test_init_from_starts_from_an_earlier_entrys_weights(tmp_path):
     raw = {**TINY, "models": [TINY["models"][0], {**TINY["models"][1], "init_from": "vae",
                                                   "train": {"epochs": 1}}]}
     initial = _InitialWeights()
-    vae_id, iwae_id = run_experiment(cfgmod.parse(raw), store, out=tmp_path / "out", extra_callbacks=[initial])
+    vae_id, iwae_id = run_experiment(cfgmod.parse(raw), store, out=tmp_path / "out",
+                                     extra_callbacks=[initial])
     trained_vae = keras.saving.load_model(store.artifacts(vae_id).set_index("name")["path"]["model"])
     start = initial.by_model["iwae"]
     assert len(start) == len(trained_vae.get_weights())

@@ -23,11 +23,6 @@ def cache(tmp_path_factory):
         os.environ["ZOO_CACHE_DIR"] = old
 
 
-@pytest.fixture(scope="module")
-def digits():
-    return data.load("digits")
-
-
 def _corrupt(x, p, levels, rng):
     """Replace each pixel with probability p by a uniform level."""
     x = x.copy()
@@ -97,8 +92,7 @@ def test_precision_recall_and_nearest_distance():
 
 
 # --- bars: exact KL / TV -------------------------------------------------------------------------
-def test_bars_kl_tv_exact_on_a_hand_made_histogram():
-    bars = data.load("bars", n_train=10, n_valid=10, n_test=10)
+def test_bars_kl_tv_exact_on_a_hand_made_histogram(bars):
     images = data.all_binary_images(4, 4)
     np.testing.assert_array_equal(sm.state_index(images), np.arange(2 ** 16))
     a, b = images[0b0001000100010001], images[12345]  # the first column bar, and some noisy image
@@ -106,7 +100,8 @@ def test_bars_kl_tv_exact_on_a_hand_made_histogram():
     log_pa, log_pb = bars.true_log_prob(np.stack([a, b]))
     p_all = np.exp(bars.true_log_prob(images))
     kl = 0.75 * (np.log(0.75) - log_pa) + 0.25 * (np.log(0.25) - log_pb)  # KL(q^ || p): finite
-    tv = 0.5 * (abs(0.75 - np.exp(log_pa)) + abs(0.25 - np.exp(log_pb)) + (1 - np.exp(log_pa) - np.exp(log_pb)))
+    pa, pb = np.exp(log_pa), np.exp(log_pb)
+    tv = 0.5 * (abs(0.75 - pa) + abs(0.25 - pb) + (1 - pa - pb))
     rows = {n: v for n, v, _ in sm.bars_rows(bars, samples)}
     assert rows["kl_emp_true"] == pytest.approx(kl, rel=1e-9)
     assert rows["tv_emp_true"] == pytest.approx(tv, rel=1e-9)
@@ -139,7 +134,8 @@ def test_classifier_is_cached_and_reused(cache, digits, digits_net, monkeypatch)
     monkeypatch.setattr(sm, "_build", no_training)
     again = sm.feature_net(digits)
     assert not again.trained and again.path == digits_net.path
-    np.testing.assert_allclose(again.features(digits.test[:50]), digits_net.features(digits.test[:50]), atol=1e-5)
+    np.testing.assert_allclose(again.features(digits.test[:50]), digits_net.features(digits.test[:50]),
+                               atol=1e-5)
     other = dataclasses.replace(digits, train=digits.train[::-1].copy())  # other data -> another key
     assert sm.cache_path(other, "classifier") != digits_net.path
 
@@ -174,7 +170,7 @@ def test_unlabelled_data_falls_back_to_an_autoencoder(cache, digits):
     assert sm.feature_net(small).path.name.startswith("digits_unlabelled-8x8x1-17lv-autoencoder-")
 
 
-def test_draw_samples_uses_a_fresh_seed_per_batch():
+def test_draw_samples_uses_a_fresh_seed_per_batch(bars):
     import tensorflow as tf
 
     class Stub:
@@ -188,7 +184,7 @@ def test_draw_samples_uses_a_fresh_seed_per_batch():
     assert x.shape == (7, 2, 2, 1) and x.dtype == np.uint8 and list(x[:, 0, 0, 0]) == [1, 1, 1, 2, 2, 2, 3]
     assert len(set(Stub.seeds)) == 3
     with pytest.raises(ValueError, match="uint8 samples"):
-        sm.sample_metrics(data.load("bars", n_train=10, n_valid=10, n_test=10), x.astype(np.float32))
+        sm.sample_metrics(bars, x.astype(np.float32))
 
 
 # --- runner and benchmark ------------------------------------------------------------------------
@@ -201,8 +197,9 @@ def test_runner_logs_sample_metrics_and_benchmark_backfills(tmp_path, cache, cap
 
     assert "metric_samples" not in config_dict(cfgmod.EvalConfig())  # default: earlier run keys unchanged
     raw = {"name": "bars_quality", "dataset": {"name": "bars", "n_train": 300, "n_valid": 100, "n_test": 100},
-           "train": {"epochs": 1, "batch_size": 100, "verbose": 0}, "eval": {"n_samples": 4, "metric_samples": 300},
-           "models": [{"model": "vae", "hparams": {"latent_dim": 2, "hidden": [8]}}]}
+           "train": {"epochs": 1, "batch_size": 100, "verbose": 0},
+           "eval": {"n_samples": 4, "metric_samples": 300},
+           "models": [{"model": "vae", "hparams": {"latent_dim": 2, "width": 8, "depth": 1}}]}
     store = open_store(str(tmp_path / "r.sqlite"))
     [run_id] = run_experiment(cfgmod.parse(raw), store, out=tmp_path / "out")
     m = store.metrics(run_id, split="test").set_index("name")["value"]

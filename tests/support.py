@@ -1,0 +1,72 @@
+"""Maths checks shared by the model tests: a shape-only dataset, smaller copies of the shared data
+fixtures, the probability mass over every 4x4 binary image, stochastic bounds (VAE, IWAE, flow,
+diffusion) averaged over draws, and log-determinants against the autodiff Jacobian.
+
+The index of a binary 4x4 image in `zoo.data.all_binary_images` is `zoo.sample_metrics.state_index`."""
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+from zoo.data import all_binary_images
+
+
+@dataclasses.dataclass
+class Fake:
+    """A dataset's shape and levels without images: enough for `zoo.build_model`."""
+    shape: tuple
+    levels: int
+
+
+def subset(dataset, n_train, n_valid, n_test):
+    """A copy of `dataset` with the first n images (and labels) of each split: for tests that count
+    training steps or pay per evaluated image, given one of the shared (session) data fixtures."""
+    n = {"train": n_train, "valid": n_valid, "test": n_test}
+    return dataclasses.replace(dataset, **{s: dataset.split(s)[:k] for s, k in n.items()},
+                               labels={s: y[:n[s]] for s, y in dataset.labels.items()})
+
+
+def total_mass(model, draws=1, batch=16384, **log_prob_kwargs) -> float:
+    """sum_x exp(log P(x)) over all 2^16 binary 4x4 images, in float64 (compiled, in batches).
+
+    `model.log_prob(x, draws=draws, **log_prob_kwargs)`: 1 for a normalised exact model. For a
+    stochastic lower bound each image's estimate averages `draws` draws; exp of a noisy estimate is
+    biased up (Jensen: about exp(var / 2 draws)), so the sum is <= 1 only once `draws` is large enough.
+    `model` may also be any function images -> log-probabilities `[B]` (then without draws / kwargs)."""
+    if hasattr(model, "log_prob"):
+        fn = tf.function(lambda xb: model.log_prob(xb, draws=draws, **log_prob_kwargs))
+    elif draws != 1 or log_prob_kwargs:
+        raise ValueError("total_mass: draws and log_prob keywords are for a model, not a function")
+    else:
+        fn = tf.function(model)
+    x = all_binary_images(4, 4)
+    log_p = np.concatenate([np.asarray(fn(x[i:i + batch])) for i in range(0, len(x), batch)])
+    return float(np.exp(log_p.astype(np.float64)).sum())
+
+
+def mean_bound(model, x, draws, batch=16384):
+    """The bound itself (an expectation), estimated by averaging `draws` evaluations of log_prob."""
+    fn = tf.function(lambda xb: model.log_prob(xb))
+    return np.mean([np.concatenate([fn(x[i:i + batch]).numpy() for i in range(0, len(x), batch)])
+                    for _ in range(draws)], axis=0)
+
+
+def check_is1_is_the_elbo(model, x, draws=4):
+    """log_prob_is with k=1 equals the ELBO in expectation (within 4 standard errors); returns both."""
+    elbo_x = mean_bound(model, x, draws)
+    is1_x = model.log_prob_is(x, 1, seed=1).numpy()
+    diff = is1_x - elbo_x
+    assert abs(diff.mean()) < 4 * diff.std() / np.sqrt(len(diff))
+    return elbo_x, is1_x
+
+
+def autodiff_logdet(fn, x) -> np.ndarray:
+    """log|det d fn(x) / dx| per example, `[B]`, from the autodiff Jacobian of the flattened map:
+    the reference for a bijection's analytic log-determinant (`fn` maps `[B, ...]` to `[B, ...]`
+    with as many values per example as it takes)."""
+    x = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = tf.reshape(fn(x), [x.shape[0], -1])
+    jac = tape.batch_jacobian(y, x)  # [B, D, *x.shape[1:]]
+    return tf.linalg.slogdet(tf.reshape(jac, [x.shape[0], y.shape[1], -1]))[1].numpy()
