@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from zoo import data
+from zoo import data, datafiles
 
 # The real file when CI or a developer points ZOO_DATA_DIR at it (CI: ../shared/data beside the clone).
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -39,7 +39,7 @@ def no_keras_download(monkeypatch):
     def fail(name):
         raise AssertionError(f"tried to download {name}")
 
-    monkeypatch.setattr(data, "_keras_download", fail)
+    monkeypatch.setattr(datafiles, "_keras_download", fail)
 
 
 def first_batch(ds):
@@ -223,12 +223,12 @@ def write_amat(path, x):
 def test_read_amat(tmp_path):
     x = (np.random.default_rng(0).random((3, 28, 28)) < 0.3).astype(np.uint8)
     write_amat(tmp_path / "a.amat", x)
-    out = data.read_amat(tmp_path / "a.amat")
+    out = datafiles.read_amat(tmp_path / "a.amat")
     assert out.dtype == np.uint8
     np.testing.assert_array_equal(out, x)
     (tmp_path / "bad.amat").write_text("0 1 2\n")
     with pytest.raises(ValueError, match="not a binary .amat"):
-        data.read_amat(tmp_path / "bad.amat")
+        datafiles.read_amat(tmp_path / "bad.amat")
 
 
 def test_binarized_mnist_converts_amat_in_cache_without_download(tmp_path):
@@ -268,7 +268,7 @@ def test_binarized_mnist_missing_explains_fix(tmp_path, monkeypatch):
     monkeypatch.setenv("ZOO_DATA_DIR", str(tmp_path / "nowhere"))
     with pytest.raises(FileNotFoundError) as err:
         data.load("binarized_mnist")
-    assert urls == [data.BMNIST_URL + "binarized_mnist_train.amat"]
+    assert urls == [datafiles.BMNIST_URL + "binarized_mnist_train.amat"]
     msg = str(err.value)
     assert str(tmp_path / "nowhere" / "binarized_mnist.npz") in msg
     assert str(tmp_path / "zoo_cache" / "binarized_mnist.npz") in msg
@@ -303,13 +303,13 @@ def write_keras_cache(root, name, train, test, cifar_dir="cifar-10-batches-py"):
         np.savez(root / "mnist.npz", x_train=train[0], y_train=train[1], x_test=test[0], y_test=test[1])
     elif name == "fashion_mnist":
         (root / "fashion-mnist").mkdir()
-        for fname, arr in zip(data.FASHION_FILES, (train[1], train[0], test[1], test[0])):
+        for fname, arr in zip(datafiles.FASHION_FILES, (train[1], train[0], test[1], test[0])):
             write_idx(root / "fashion-mnist" / fname, arr)
     else:
         folder = root / cifar_dir
         folder.mkdir(parents=True)
         chunks = [(x, y) for x, y in zip(np.array_split(train[0], 5), np.array_split(train[1], 5))]
-        for fname, (x, y) in zip(data.CIFAR_FILES, chunks + [test]):
+        for fname, (x, y) in zip(datafiles.CIFAR_FILES, chunks + [test]):
             flat = x.transpose(0, 3, 1, 2).reshape(len(x), -1)  # channel-first rows, as CIFAR stores
             with open(folder / fname, "wb") as f:
                 pickle.dump({b"data": flat, b"labels": [int(v) for v in y]}, f)
@@ -344,7 +344,7 @@ def test_keras_missing_explains_fix(name, expected, tmp_path, monkeypatch):
     def offline_download(name):
         raise ConnectionError("no network")
 
-    monkeypatch.setattr(data, "_keras_download", offline_download)
+    monkeypatch.setattr(datafiles, "_keras_download", offline_download)
     with pytest.raises(FileNotFoundError) as err:
         data.load(name)
     msg = str(err.value)
@@ -382,7 +382,7 @@ def test_available_offline_with_files(tmp_path, monkeypatch):
         if cifar_dir:
             (root / cifar_dir / "test_batch").unlink()
             assert not data.available_offline(name), cifar_dir
-    (root / "fashion-mnist" / data.FASHION_FILES[0]).unlink()
+    (root / "fashion-mnist" / datafiles.FASHION_FILES[0]).unlink()
     assert not data.available_offline("fashion_mnist")
 
 
