@@ -120,3 +120,21 @@ def test_samples_page_in_a_browser_shows_pictures(server, browser, tmp_path):
     assert page.locator('[data-testid="stException"]').count() == 0
     _shot(page, tmp_path, "dashboard_samples.png")
     page.close()
+
+
+TEACHING = [("teach_vae", "VAE and IWAE", 4), ("teach_flow", "Normalizing flow (RealNVP)", 5),
+            ("teach_pixelcnn", "PixelCNN", 4), ("teach_diffusion", "Diffusion", 4), ("teach_gan", "GAN", 4)]
+
+
+@pytest.mark.parametrize("path, heading, tiles", TEACHING)
+def test_teaching_pages_in_a_browser_show_their_tiles(server, browser, tmp_path, path, heading, tiles):
+    url, _ = server
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{url}/{path}", timeout=120_000)
+    page.get_by_role("heading", name=heading, exact=True).wait_for(timeout=120_000)
+    page.locator('[data-testid="stMetric"]').nth(tiles - 1).wait_for(timeout=120_000)
+    page.locator('[data-testid="stImage"] img').first.wait_for(timeout=120_000)  # the run's pictures
+    assert page.locator('[data-testid="stMetric"]').count() >= tiles
+    assert page.locator('[data-testid="stException"]').count() == 0
+    _shot(page, tmp_path, f"dashboard_{path}.png")
+    page.close()
