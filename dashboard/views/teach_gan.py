@@ -25,7 +25,8 @@ st.markdown("With `ais_steps > 0` (Wu et al. 2017) HMC chains anneal from $p(z)$
             "Gaussian around $G(z)$ is integrated over each level's bin, so the number is log P of the same "
             "discrete data as every other family (kind **AIS**, a stochastic lower bound; $\\sigma$ tuned on "
             "validation).")
-nats = ("test nats", "nll", "AIS estimate when the run has ais_steps > 0; else n/a (no likelihood)")
+kind = f" ({live[0]['badge']})" if live else ""  # AIS, or n/a without a likelihood
+nats = (f"test nats{kind}", "nll", "AIS estimate when the run has ais_steps > 0; else n/a (no likelihood)")
 quality = [(label, name, f"{SAMPLE_METRICS[name].label} (zoo.sample_metrics), when recorded")
            for name, label in [("fcd", "FCD"), ("kid", "KID"), ("kl_emp_true", "KL(q^ || p), bars")]]
 ui.metric_row(m, [nats, *quality])
