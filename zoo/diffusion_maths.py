@@ -26,12 +26,14 @@ DDIM (Song et al. 2021, eq. 12, 16): z_s = alpha_s x_hat + sqrt(sigma_s^2 - d^2)
 from __future__ import annotations
 
 import math
+from typing import Literal, get_args
 
 import tensorflow as tf
 
 from zoo.registry import unknown_key_error
 
-SCHEDULES = ("linear", "cosine")
+Schedule = Literal["linear", "cosine"]  # a config's `schedule` field
+SCHEDULES = get_args(Schedule)
 
 
 class NoiseSchedule:

@@ -36,7 +36,7 @@ from zoo.registry import register
 @dataclasses.dataclass
 class DiffusionConfig(ModelConfig):
     timesteps: int = 0  # T discrete steps; 0 = continuous time (VDM)
-    schedule: Literal["linear", "cosine"] = "linear"  # in log-SNR, see zoo.diffusion_maths
+    schedule: dm.Schedule = "linear"  # in log-SNR, see zoo.diffusion_maths
     gamma_min: float = -10.0  # -log SNR at t = 0 (sets the reconstruction term)
     gamma_max: float = 8.0  # -log SNR at t = 1 (sets the prior term)
     denoiser: Literal["categorical", "eps"] = "categorical"
