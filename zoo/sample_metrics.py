@@ -109,7 +109,7 @@ def _build(kind, shape, levels, classes):
 
 
 def cache_path(dataset, kind: str) -> Path:
-    from zoo.data import cache_dir
+    from zoo.datafiles import cache_dir
 
     h = hashlib.sha1(f"{RECIPE}-{dataset.shape}-{dataset.levels}-{kind}".encode())
     h.update(np.ascontiguousarray(dataset.train).tobytes())
