@@ -99,6 +99,8 @@ def test_leaderboard_in_a_browser_shows_the_runs_families(server, browser, tmp_p
     page.get_by_role("heading", name="Leaderboard").wait_for(timeout=120_000)
     cells = page.locator('[data-testid="stDataFrame"] [role="gridcell"]')
     cells.first.wait_for(state="attached", timeout=120_000)  # glide's accessible (hidden) copy of the grid
+    # the FAILED / DIVERGED runs sit in a table rendered after the ranked one: wait for it, then read
+    cells.filter(has_text="DIVERGED").first.wait_for(state="attached", timeout=120_000)
     shown = set(cells.all_text_contents())
     expected = set(finished["model"].map(family))
     assert set(FAMILIES) <= expected <= shown  # every family
