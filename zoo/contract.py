@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
+from typing import Literal
 
 import keras
 import numpy as np
@@ -50,7 +51,9 @@ class ModelConfig:
     """Hyper-parameters every family shares (each family's `Config` extends this)."""
 
     learning_rate: float = 1e-3
-    jit_compile: bool = True  # XLA-compile the train step
+    # XLA-compile the train step: True, False, or "auto" = the family's measured choice for this
+    # device (`GenerativeModel.use_xla`)
+    jit_compile: Literal["auto", True, False] = "auto"
     seed: int | None = None  # seed of the model's own sampling noise (SeedGenerator)
 
 
@@ -99,9 +102,23 @@ class GenerativeModel(keras.Model):
         returns the Keras schedule to use instead (the runner passes cosine decay this way)."""
         lr = self.learning_rate(self.hp.learning_rate, lr_schedule)
         kwargs.setdefault("optimizer", keras.optimizers.Adam(lr))
-        kwargs.setdefault("jit_compile", self.hp.jit_compile)
+        kwargs.setdefault("jit_compile", self.use_xla)
         self.compile(**kwargs)
         return self
+
+    @property
+    def use_xla(self) -> bool:
+        """Whether this model's compiled steps use XLA: `jit_compile` when True/False; with "auto",
+        on a GPU always (as Keras's own "auto"), on CPU the family's `xla_on_cpu` (measured by
+        `python -m experiments peers --jit on/off`: XLA halves conv throughput on CPU, speeds up
+        small-op MLP and tiny-U-Net steps)."""
+        if self.hp.jit_compile != "auto":
+            return bool(self.hp.jit_compile)
+        return bool(tf.config.list_logical_devices("GPU")) or self.xla_on_cpu()
+
+    def xla_on_cpu(self) -> bool:
+        """Hook: does XLA pay off for this network on a CPU? (default: no, as Keras decides)."""
+        return False
 
     @staticmethod
     def learning_rate(initial: float, lr_schedule=None):

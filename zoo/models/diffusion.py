@@ -52,7 +52,6 @@ class DiffusionConfig(ModelConfig):
     eval_t_samples: int = 16  # ... when evaluating (lower-variance bound per example)
     sample_steps: int = 1000  # ancestral sampler steps in continuous time (T when discrete)
     ddim_steps: int = 50  # default DDIM steps
-    jit_compile: bool = False  # XLA on CPU: about a minute to compile the U-Net step, no faster after
 
 
 @register("diffusion")

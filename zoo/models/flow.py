@@ -177,7 +177,6 @@ class FlowConfig(ModelConfig):
     deq_couplings: int = 2  # variational: checkerboard couplings after the conditional affine map
     deq_mixtures: int = 4  # variational: logistic components of the final CDF (0 = a sigmoid)
     learning_rate: float = 2e-3
-    jit_compile: bool = False  # XLA is no faster here on CPU and compiles for longer
 
 
 @register("flow")

@@ -106,7 +106,7 @@ class GAN(GenerativeModel):
         `lr_schedule(initial_lr)` (e.g. the runner's cosine decay) schedules each from its own start."""
         hp = self.hp
         d_lr = hp.learning_rate if hp.d_learning_rate is None else hp.d_learning_rate
-        kwargs.setdefault("jit_compile", hp.jit_compile)
+        kwargs.setdefault("jit_compile", self.use_xla)
         self.compile(d_optimizer=keras.optimizers.Adam(self.learning_rate(d_lr, lr_schedule),
                                                        beta_1=hp.beta_1),
                      g_optimizer=keras.optimizers.Adam(self.learning_rate(hp.learning_rate, lr_schedule),
@@ -218,7 +218,7 @@ class GAN(GenerativeModel):
             def run(x, sigma, tfp_seed):
                 return ais_log_prob(self.prior, lambda z, xb: self.log_px_z(z, xb, sigma), x, steps, chains,
                                     seed=tfp_seed, leapfrog_steps=self.hp.ais_leapfrog, **ais_kwargs)
-            self._ais_fns[key] = tf.function(run, reduce_retracing=True, jit_compile=self.hp.jit_compile)
+            self._ais_fns[key] = tf.function(run, reduce_retracing=True, jit_compile=self.use_xla)
         tfp_seed = keras.random.randint([2], 0, 2 ** 30, seed=seed, dtype="int32")
         return self._ais_fns[key](x, tf.constant(obs_sigma, tf.float32), tfp_seed)
 
