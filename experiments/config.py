@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Literal
 
@@ -36,6 +37,49 @@ class TrainConfig:
     # TensorBoard: "epoch", or every N training steps (e.g. a GAN's D and G losses, D(real), D(fake) per step;
     # Keras writes the running means of the epoch so far). The store always gets one row per epoch.
     tensorboard_update_freq: str | int = added_field("epoch")
+    # validation every N training steps, rounded up to whole epochs (deterministic, so early stopping
+    # does not depend on the machine's speed), or "epoch"; "auto" = every AUTO_VALIDATE_STEPS steps.
+    # The last epoch always validates; `patience` still counts epochs.
+    validate_every: int | str = added_field("auto")
+    # the BackupAndRestore checkpoint, at the end of the first epoch after N steps or "30s" of
+    # training (or "epoch"); resuming restarts at that epoch boundary. The last epoch always saves.
+    checkpoint_every: int | str = added_field("30s")
+
+    def __post_init__(self):
+        self.checkpoint_rule()
+        self.validation_epochs(1)
+
+    def validation_epochs(self, steps_per_epoch: int) -> list[int]:
+        """The 1-based epochs that validate (Keras's `validation_freq` list), the last always among them.
+
+        Raises ValueError for a `validate_every` that is not "auto", "epoch" or a step count."""
+        every = AUTO_VALIDATE_STEPS if self.validate_every == "auto" else self.validate_every
+        unit, n = _every(every, "validate_every")
+        if unit != "steps":
+            raise ValueError(f"train.validate_every = {every!r}: validation is scheduled in training steps "
+                             f"(the same epochs on every machine); give a number of steps (e.g. 200) "
+                             f"or 'epoch'")
+        per = max(1, math.ceil(n / steps_per_epoch))
+        return sorted({*range(per, self.epochs + 1, per), self.epochs})
+
+    def checkpoint_rule(self) -> tuple[str, float]:
+        """("steps", n) or ("seconds", s) between checkpoints; raises ValueError for another form."""
+        return _every(self.checkpoint_every, "checkpoint_every")
+
+
+AUTO_VALIDATE_STEPS = 100
+
+
+def _every(value, key: str) -> tuple[str, float]:
+    """"epoch" -> ("steps", 0), an int -> ("steps", n), "30s" -> ("seconds", 30.0)."""
+    if value == "epoch":
+        return "steps", 0
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return "steps", value
+    if isinstance(value, str) and value.endswith("s") and value[:-1].replace(".", "", 1).isdigit():
+        return "seconds", float(value[:-1])
+    raise ValueError(f"train.{key} = {value!r}: give 'epoch', a number of training steps (e.g. 200) "
+                     f"or seconds as a string (e.g. '30s')")
 
 
 @dataclasses.dataclass

@@ -105,8 +105,9 @@ class _Crash(keras.callbacks.Callback):
             raise self.exc("simulated crash")
 
 
-def _vae_only(epochs):
-    raw = {**TINY, "models": TINY["models"][:1], "train": {**TINY["train"], "epochs": epochs}}
+def _vae_only(epochs, **train):
+    raw = {**TINY, "models": TINY["models"][:1],
+           "train": {**TINY["train"], "epochs": epochs, "checkpoint_every": "epoch", **train}}
     return cfgmod.parse(raw)
 
 
@@ -126,6 +127,39 @@ def test_crash_is_failed_then_resumes_where_it_stopped(tmp_path):
     assert row["status"] == "FINISHED" and row["attempts"] == 2 and row["error"] is None
     assert sorted(store.history(run_id)["epoch"].unique()) == [0, 1, 2, 3]
     assert len(store.runs()) == 1
+
+
+@pytest.mark.parametrize("every, crash_at, resumed_at", [(8, 2, 2), (12, 1, 0), ("1000s", 2, 0)])
+def test_checkpoint_every_steps_or_seconds_resumes_at_the_last_checkpoint(tmp_path, every, crash_at,
+                                                                          resumed_at):
+    # 400 images / batch 100 = 4 steps an epoch: every 8 steps = after epochs 2 and 4 (1-based)
+    store = open_store(str(tmp_path / "r.sqlite"))
+    cfg = _vae_only(epochs=4, checkpoint_every=every)
+    run_experiment(cfg, store, out=tmp_path / "out", extra_callbacks=[_Crash(at_epoch=crash_at)])
+    again = _Crash(at_epoch=-1)
+    [run_id] = run_experiment(cfg, store, out=tmp_path / "out", extra_callbacks=[again])
+    assert again.seen == list(range(resumed_at, 4))
+    assert store.run(run_id)["status"] == "FINISHED"
+
+
+def test_validation_every_n_steps_and_the_epoch_time_split(tmp_path):
+    store = open_store(str(tmp_path / "r.sqlite"))
+    [run_id] = run_experiment(_vae_only(epochs=5, validate_every=8), store, out=tmp_path / "out")
+    hist = store.history(run_id).pivot(index="epoch", columns="name", values="value")
+    assert hist["val_loss"].dropna().index.tolist() == [1, 3, 4]  # 1-based epochs 2, 4 and the last
+    assert hist["loss"].notna().all()
+    parts = hist[["train_seconds", "valid_seconds", "checkpoint_seconds"]].sum(axis=1)
+    assert (parts <= hist["epoch_seconds"] + 1e-6).all() and (hist["train_seconds"] > 0).all()
+    assert (hist.loc[[0, 2], "valid_seconds"] == 0).all() and (hist.loc[[1, 3, 4], "valid_seconds"] > 0).all()
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("validate_every", "30s", r"validate_every = '30s'.*training steps"),
+    ("checkpoint_every", "often", r"checkpoint_every = 'often'.*'epoch', a number of training steps"),
+])
+def test_bad_bookkeeping_frequency_is_one_clear_error(key, value, message):
+    with pytest.raises(ValueError, match=message):
+        _vae_only(epochs=2, **{key: value})
 
 
 def test_interrupt_marks_failed_and_propagates(tmp_path):

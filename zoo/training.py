@@ -1,8 +1,15 @@
 """Training through `model.fit` with the standard Keras callbacks, shared by every family.
 
-Progress bar (Keras), TensorBoard logs, BackupAndRestore (a killed run resumes at its last epoch),
-TerminateOnNaN (the runner marks such a run DIVERGED), optional early stopping on val_loss, and a
-recorder that hands each epoch's numbers to the results store as soon as the epoch ends.
+Progress bar (Keras), TensorBoard logs, BackupAndRestore (a killed run resumes at its last
+checkpoint), TerminateOnNaN (the runner marks such a run DIVERGED), optional early stopping on
+val_loss, and a recorder that hands each epoch's numbers to the results store as the epoch ends.
+
+Bookkeeping is kept proportionate to the learning (on the digits an epoch of 16 steps trains in
+~0.1 s, while a validation pass or a checkpoint costs about as much): validation runs every
+`validate_every` training steps (rounded up to whole epochs, so the history stays deterministic)
+and the checkpoint is written at the end of an epoch once `checkpoint_every` seconds or steps have
+passed. The last epoch always validates and checkpoints. Each epoch's record splits its wall time
+into `train_seconds`, `valid_seconds` and `checkpoint_seconds`.
 """
 from __future__ import annotations
 
@@ -13,21 +20,79 @@ from pathlib import Path
 import keras
 
 
-class EpochRecorder(keras.callbacks.Callback):
-    """Calls `on_epoch(epoch, logs)` after every epoch, adding wall time and examples/s."""
-
-    def __init__(self, on_epoch, examples_per_epoch: int):
-        super().__init__()
-        self.on_epoch, self.examples = on_epoch, examples_per_epoch
+class EpochClock(keras.callbacks.Callback):
+    """First in the callback list: where each epoch's wall time goes (train, validation)."""
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._t0 = time.perf_counter()
+        self.start = time.perf_counter()
+        self.train_end = self.valid_seconds = None
+
+    def on_test_begin(self, logs=None):
+        if getattr(self, "start", None) is not None and self.train_end is None:
+            self.train_end = time.perf_counter()
+
+    def on_test_end(self, logs=None):
+        if self.train_end is not None:
+            self.valid_seconds = time.perf_counter() - self.train_end
 
     def on_epoch_end(self, epoch, logs=None):
-        seconds = time.perf_counter() - self._t0
+        if self.train_end is None:
+            self.train_end = time.perf_counter()
+
+
+class Checkpoint(keras.callbacks.BackupAndRestore):
+    """BackupAndRestore saving at the end of an epoch once `every` steps or seconds have passed (and
+    at the last epoch), never mid-epoch, so a resumed run restarts on an epoch boundary with the
+    weights, optimizer and noise-generator state of that boundary. `seconds` is the last save's cost."""
+
+    def __init__(self, backup_dir, every, steps_per_epoch: int, epochs: int):
+        super().__init__(backup_dir, save_freq="epoch")
+        self.unit, self.every = every  # ("steps" | "seconds", amount), from TrainConfig.checkpoint_rule
+        self.steps_per_epoch, self.epochs = steps_per_epoch, epochs
+        self.seconds = 0.0
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self.restored_epoch = getattr(self.model, "_initial_epoch", None) or 0
+        self.last_epoch, self.last_time = self.restored_epoch, time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._current_epoch = epoch + 1
+        since = (time.perf_counter() - self.last_time if self.unit == "seconds"
+                 else (epoch + 1 - self.last_epoch) * self.steps_per_epoch)
+        self.seconds = 0.0
+        if since >= self.every or epoch + 1 == self.epochs:
+            t0 = time.perf_counter()
+            self._save_model()
+            self.seconds = time.perf_counter() - t0
+            self.last_epoch, self.last_time = epoch + 1, time.perf_counter()
+
+
+class EarlyStopping(keras.callbacks.EarlyStopping):
+    """Keras's EarlyStopping, looking only at the epochs that validated (no warning in between)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.monitor in (logs or {}):
+            super().on_epoch_end(epoch, logs)
+
+
+class EpochRecorder(keras.callbacks.Callback):
+    """Last in the list: calls `on_epoch(epoch, logs)` with the epoch's wall time split into
+    train / valid / checkpoint seconds, and training examples/s (of the training part only)."""
+
+    def __init__(self, on_epoch, examples_per_epoch: int, clock: EpochClock, checkpoint: Checkpoint):
+        super().__init__()
+        self.on_epoch, self.examples = on_epoch, examples_per_epoch
+        self.clock, self.checkpoint = clock, checkpoint
+
+    def on_epoch_end(self, epoch, logs=None):
+        clock = self.clock
+        train = clock.train_end - clock.start
         values = {k: float(v) for k, v in (logs or {}).items() if k != "learning_rate"}
         lr = self.model.optimizer.learning_rate
-        values.update(epoch_seconds=seconds, examples_per_sec=self.examples / seconds,
+        values.update(epoch_seconds=time.perf_counter() - clock.start, train_seconds=train,
+                      valid_seconds=clock.valid_seconds or 0.0, checkpoint_seconds=self.checkpoint.seconds,
+                      examples_per_sec=self.examples / train,
                       learning_rate=float(keras.ops.convert_to_numpy(lr)))
         self.on_epoch(epoch, values)
 
@@ -35,8 +100,8 @@ class EpochRecorder(keras.callbacks.Callback):
 def fit(model, dataset, train, out_dir, seed=0, on_epoch=None, extra_callbacks=()):
     """Train `model` on `dataset` as `train` (an experiments TrainConfig) says; returns the History.
 
-    `out_dir` receives `backup/` (BackupAndRestore) and `tensorboard/`. Call again with the same
-    `out_dir` after an interruption and training continues from the last finished epoch.
+    `out_dir` receives `backup/` (the checkpoint) and `tensorboard/`. Call again with the same
+    `out_dir` after an interruption and training continues from the last checkpoint.
     """
     out_dir = Path(out_dir)
     n_train = len(dataset.train)
@@ -48,16 +113,20 @@ def fit(model, dataset, train, out_dir, seed=0, on_epoch=None, extra_callbacks=(
     train_ds = dataset.tf_dataset("train", train.batch_size, shuffle=True, seed=seed,
                                   repeat=bool(train.steps_per_epoch), with_labels=labels)
     valid_ds = dataset.tf_dataset("valid", max(train.batch_size, 256), shuffle=False, with_labels=labels)
-    callbacks = [keras.callbacks.BackupAndRestore(str(out_dir / "backup")),
+    val_epochs = train.validation_epochs(steps)
+    clock = EpochClock()
+    checkpoint = Checkpoint(str(out_dir / "backup"), train.checkpoint_rule(), steps, train.epochs)
+    callbacks = [clock, checkpoint,
                  keras.callbacks.TensorBoard(str(out_dir / "tensorboard"), write_graph=False,
                                              update_freq=train.tensorboard_update_freq),
                  keras.callbacks.TerminateOnNaN()]
-    if train.patience:
-        callbacks.append(keras.callbacks.EarlyStopping("val_loss", patience=train.patience,
-                                                       restore_best_weights=True))
+    if train.patience:  # patience counts epochs; validations come every len(epochs)/len(val_epochs)
+        every = train.epochs / len(val_epochs)
+        callbacks.append(EarlyStopping("val_loss", patience=max(1, math.ceil(train.patience / every)),
+                                       restore_best_weights=True))
     if on_epoch is not None:
         examples_per_epoch = steps * train.batch_size if train.steps_per_epoch else n_train
-        callbacks.append(EpochRecorder(on_epoch, examples_per_epoch))
+        callbacks.append(EpochRecorder(on_epoch, examples_per_epoch, clock, checkpoint))
     valid_steps = None  # a capped epoch validates on the same fraction of the valid split
     if train.steps_per_epoch:
         n_valid, valid_bs = len(dataset.valid), max(train.batch_size, 256)
@@ -66,4 +135,5 @@ def fit(model, dataset, train, out_dir, seed=0, on_epoch=None, extra_callbacks=(
                           max(1, math.ceil(epoch_fraction * n_valid / valid_bs)))
     return model.fit(train_ds, validation_data=valid_ds, epochs=train.epochs,
                      steps_per_epoch=train.steps_per_epoch, validation_steps=valid_steps,
-                     callbacks=callbacks + list(extra_callbacks), verbose=train.verbose)
+                     validation_freq=val_epochs, callbacks=callbacks + list(extra_callbacks),
+                     verbose=train.verbose)
