@@ -23,7 +23,7 @@ from zoo.vocabulary import KINDS, SAMPLE_METRICS, UNKNOWN_COLOUR, Kind, family
 
 REPO = Path(__file__).resolve().parent.parent
 TTL = 30  # seconds a cached store read lives: new epochs and runs appear without a restart
-QUICK_RUN = "python -m experiments run experiments/configs/quick_digits.yaml"
+QUICK_RUN = "python -m experiments run experiments/configs/quick.yaml"  # the README's main job
 
 
 # --- which store ------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Benchmark: run the shipped configs (reusing runs already FINISHED in the store) and print the
 figures the issues set as targets, next to the targets. Nothing here is timed by a test.
 
+    python -m experiments bench quick                # the README's main job, and where its time goes
     python -m experiments bench bars digits          # minutes on 2 CPU cores
     ZOO_DATA_DIR=../shared/data python -m experiments bench mnist   # about an hour
     python -m experiments bench --report-only all    # print what the store already holds
@@ -19,7 +20,8 @@ from zoo.data import BARS_NOISE, bars_entropy
 from zoo.vocabulary import SAMPLE_METRICS, family
 
 CONFIGS = Path(__file__).parent / "configs"
-SUITES = {"bars": "bars.yaml", "digits": "quick_digits.yaml", "mnist": "binarized_mnist.yaml"}
+SUITES = {"quick": "quick.yaml", "bars": "bars.yaml", "digits": "digits.yaml",
+          "mnist": "binarized_mnist.yaml"}
 # (suite, label, metric, comparison, target, what the issue asks). Comparison "report": a figure with
 # nothing to meet; its target is None, a reference number, or the name of the column holding one.
 TARGETS = [
@@ -201,6 +203,50 @@ def verdict_line(v: Verdict) -> str:
     return f"  figure      : {v.what}: {v.metric} = {v.value:.4g}{tail}"
 
 
+MAIN_JOB_MINUTES = 5  # issue 9: the README's main job (suite "quick") on 2 CPU cores
+
+
+def time_shares(store, experiment: str) -> pd.DataFrame:
+    """Where each run's wall time went (latest FINISHED run per label/seed), seconds and shares:
+    training steps, validation, checkpoints, other per-epoch bookkeeping (callbacks, logs, the store),
+    and the outputs after training (evaluation, samples, sample metrics, reports). `share` is the
+    run's part of the experiment's total; `bookkeeping` the non-training part of its epochs."""
+    runs = store.runs(experiment=experiment, status="FINISHED")
+    if runs.empty:
+        return pd.DataFrame()
+    runs = runs.sort_values("run_id").groupby(["label", "seed"]).tail(1).set_index("run_id")
+    hist = store.history(list(runs.index))
+    parts = ("epoch_seconds", "train_seconds", "valid_seconds", "checkpoint_seconds")
+    sums = hist[hist["name"].isin(parts)].pivot_table(index="run_id", columns="name", values="value",
+                                                       aggfunc="sum").reindex(columns=list(parts))
+    t = runs[["label", "seed", "wall_time"]].join(sums)
+    t["other_epoch_seconds"] = t["epoch_seconds"] - t[list(parts[1:])].sum(axis=1, min_count=1)
+    t["outputs_seconds"] = t["wall_time"] - t["epoch_seconds"]
+    t["share"] = t["wall_time"] / t["wall_time"].sum()
+    t["bookkeeping"] = 1 - t["train_seconds"] / t["epoch_seconds"]
+    return t
+
+
+def print_time_shares(store, suite: str, experiment: str) -> None:
+    t = time_shares(store, experiment)
+    if t.empty or t["train_seconds"].isna().all():
+        return
+    total = t["wall_time"].sum()
+    print(f"  where the time went ({len(t)} runs, {total / 60:.2f} min of run wall time; bookkeeping = "
+          f"validation + checkpoints + other per-epoch work, as a share of the epochs' time):")
+    cols = ["label", "wall_time", "share", "train_seconds", "valid_seconds", "checkpoint_seconds",
+            "other_epoch_seconds", "bookkeeping", "outputs_seconds"]
+    with pd.option_context("display.width", 200, "display.float_format", "{:.3g}".format):
+        print(t[cols].to_string(index=False))
+    book = 1 - t["train_seconds"].sum() / t["epoch_seconds"].sum()
+    print(f"  per-epoch bookkeeping: {book:.1%} of the epochs' time, "
+          f"{(t['epoch_seconds'] - t['train_seconds']).sum() / total:.1%} of the wall time")
+    if suite == "quick":
+        status = "MET" if total <= MAIN_JOB_MINUTES * 60 else "MISSED"
+        print(f"  target {status:<6}: the main job's runs in <= {MAIN_JOB_MINUTES} min of wall time: "
+              f"{total / 60:.2f} min (add ~10 s for starting Python and TensorFlow)")
+
+
 def print_suite(store, suite: str, experiment: str) -> None:
     """Print the suite's table, its sample-quality figures and its verdicts (`verdicts`)."""
     table = suite_table(store, experiment)
@@ -220,13 +266,14 @@ def print_suite(store, suite: str, experiment: str) -> None:
         print("  sample quality (zoo.sample_metrics; *_floor: an exact sampler at the same N):")
         with pd.option_context(*fmt):
             print(table[["label", "seed"] + quality].to_string(index=False))
-    if suite == "digits":  # every family with a likelihood (or AIS) number and sample metrics
+    if suite in ("quick", "digits"):  # every family with a likelihood (or AIS) number and sample metrics
         full = table.dropna(subset=["nll", "fcd"]) if {"nll", "fcd"} <= set(table) else table.iloc[0:0]
         families = sorted(set(full["model"].map(family)))
         print(f"  families with a likelihood and sample metrics: {len(families)} "
               f"({', '.join(families)})")
     for v in verdicts(table, suite):
         print(verdict_line(v))
+    print_time_shares(store, suite, experiment)
 
 
 def main(argv=None) -> int:

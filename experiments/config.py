@@ -1,6 +1,6 @@
 """Experiment configs: YAML -> validated dataclasses. Every unknown key is rejected by name.
 
-    name: quick_digits                 # experiment name (groups runs in the store)
+    name: digits                       # experiment name (groups runs in the store)
     dataset: digits                    # or {name: bars, noise: 0.1, n_train: 5000}
     seeds: [0, 1]
     train: {epochs: 100, batch_size: 128, lr_schedule: cosine, patience: 20}
@@ -11,6 +11,7 @@
         hparams: {network: conv}       # the family's Config fields
         train: {epochs: 50}            # optional per-model overrides of `train`
         init_from: vae                 # optional: start from that earlier entry's trained weights
+        sample: {method: ddim}         # optional: model.sample options for the grid and sample metrics
 """
 from __future__ import annotations
 
@@ -104,6 +105,8 @@ class ModelSpec:
     hparams: dict = dataclasses.field(default_factory=dict)
     train: dict = dataclasses.field(default_factory=dict)
     init_from: str = ""  # label of an earlier entry: start from its trained weights (same networks)
+    sample: dict = dataclasses.field(default_factory=dict)  # options of model.sample for the grid and
+    # the sample metrics, e.g. {method: ddim, steps: 50} (the family's `_sample` keywords)
 
 
 @dataclasses.dataclass
@@ -132,8 +135,9 @@ class ExperimentConfig:
         resolved = {"experiment": self.name, "dataset": self.dataset, "model": spec.model,
                     "label": spec.label, "seed": seed, "hparams": hp,
                     "train": config_dict(self.train_for(spec)), "eval": config_dict(self.eval)}
-        if spec.init_from:  # (only when set, so older run keys stay valid)
-            resolved["init_from"] = spec.init_from
+        for key in ("init_from", "sample"):  # (only when set, so older run keys stay valid)
+            if getattr(spec, key):
+                resolved[key] = getattr(spec, key)
         return resolved
 
 
@@ -185,6 +189,10 @@ def _model_spec(raw, index, where) -> ModelSpec:
     except ValueError as err:
         raise ValueError(f"{where}: models[{index}]: {err}") from None
     make_config(cls.Config, f"{where}: models[{index}] ({spec.model}) hparams", **spec.hparams)
+    try:
+        cls.check_options("sample", spec.sample)
+    except ValueError as err:
+        raise ValueError(f"{where}: models[{index}].sample: {err}") from None
     spec.label = spec.label or spec.model
     return spec
 

@@ -40,12 +40,59 @@ def run_experiment(cfg: ExperimentConfig, store, out="runs", extra_callbacks=(),
     (the benchmark uses this); by default a rerun of a finished config is a new replicate.
     """
     dataset = cfg.load_dataset()
+    plan = [(spec, seed) for spec in cfg.models for seed in cfg.seeds]
+    print_plan(cfg, plan, dataset, store)
     ids = []
-    for spec in cfg.models:
-        for seed in cfg.seeds:
-            done = _finished(store, run_key(cfg.resolved(spec, seed))) if reuse_finished else None
-            ids.append(done or run_one(cfg, spec, seed, dataset, store, Path(out), extra_callbacks))
+    for i, (spec, seed) in enumerate(plan):
+        tag = f"run {i + 1}/{len(plan)} {spec.label} (seed {seed})"
+        done = _finished(store, run_key(cfg.resolved(spec, seed))) if reuse_finished else None
+        if done:
+            print(f"[runner] {tag}: already FINISHED as run {done}, reused")
+        ids.append(done or run_one(cfg, spec, seed, dataset, store, Path(out), extra_callbacks, tag=tag))
     return ids
+
+
+def estimate_seconds(store, cfg, spec, seed) -> tuple[float | None, str]:
+    """Wall time of this run guessed from FINISHED runs in the store: the same settings (median), else
+    the same entry of the same experiment and dataset scaled by epochs. (None, why) without any."""
+    import json
+
+    runs = store.runs(status="FINISHED").dropna(subset=["wall_time"])
+    resolved = cfg.resolved(spec, seed)
+    same = runs[runs["run_key"] == run_key(resolved)]
+    if len(same):
+        return float(same["wall_time"].median()), f"{len(same)} earlier run(s) of these settings"
+    alike = runs[(runs["experiment"] == cfg.name) & (runs["label"] == spec.label)
+                 & (runs["model"] == spec.model) & (runs["dataset"] == resolved["dataset"].get("name"))]
+    if len(alike):
+        last = alike.iloc[-1]
+        scale = resolved["train"]["epochs"] / json.loads(last["config"])["train"]["epochs"]
+        return float(last["wall_time"]) * scale, f"run {last['run_id']}, by epochs"
+    return None, "no earlier run to go by"
+
+
+def print_plan(cfg, plan, dataset, store):
+    """The plan before any training: each run, its training budget and estimated time."""
+    h, w, c = dataset.shape
+    print(f"[runner] plan: experiment {cfg.name!r} on {dataset.name} ({len(dataset.train)} training "
+          f"images, {h}x{w}x{c}, {dataset.levels} levels): {len(plan)} run(s) of "
+          f"{len({s.model for s, _ in plan})} model(s)")
+    total, unknown = 0.0, 0
+    for i, (spec, seed) in enumerate(plan):
+        train = cfg.train_for(spec)
+        seconds, basis = estimate_seconds(store, cfg, spec, seed)
+        total += seconds or 0.0
+        unknown += seconds is None
+        guess = f"~{_duration(seconds)} ({basis})" if seconds is not None else basis
+        print(f"[runner]   {i + 1}/{len(plan)} {spec.label:<14} {spec.model:<10} seed {seed}  "
+              f"{train.epochs} epochs x batch {train.batch_size}  {guess}")
+    known = len(plan) - unknown
+    print(f"[runner] estimated time: ~{_duration(total)} for the {known} run(s) with an estimate"
+          + (f"; {unknown} without one" if unknown else ""))
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
 def _finished(store, key) -> int | None:
@@ -67,7 +114,7 @@ def _init_weights(model, store, cfg, label, seed):
     model.set_weights(zoo.load_model(path).get_weights())
 
 
-def run_one(cfg, spec, seed, dataset, store, out: Path, extra_callbacks=()) -> int:
+def run_one(cfg, spec, seed, dataset, store, out: Path, extra_callbacks=(), tag=None) -> int:
     import keras
 
     import zoo
@@ -87,8 +134,8 @@ def run_one(cfg, spec, seed, dataset, store, out: Path, extra_callbacks=()) -> i
         earlier = store.run(run_id).get("wall_time") or 0.0
         store.resume_run(run_id)
     run_dir = Path(store.run(run_id)["out_dir"])  # its own folder: a backup is never another run's
-    if resumed:
-        print(f"[runner] resuming run {run_id} ({spec.label}, seed {seed}) from {run_dir}")
+    tag = tag or f"run {spec.label} (seed {seed})"
+    print(f"[runner] {tag}: {'resuming' if resumed else 'starting'} as run {run_id} in {run_dir}")
     t0 = time.perf_counter()
     try:
         keras.utils.set_random_seed(seed)
@@ -105,16 +152,21 @@ def run_one(cfg, spec, seed, dataset, store, out: Path, extra_callbacks=()) -> i
             store.finish_run(run_id, "DIVERGED", error=f"training loss became {losses[-1]} at epoch "
                              f"{history.epoch[-1] + 1}; lower learning_rate or check the inputs",
                              wall_time=earlier + time.perf_counter() - t0)
+            print(f"[runner] {tag}: DIVERGED (training loss {losses[-1]})")
             return run_id
-        _save_outputs(cfg, model, dataset, store, run_id, run_dir, seed)
+        trained = time.perf_counter() - t0
+        _save_outputs(cfg, spec, model, dataset, store, run_id, run_dir, seed)
         store.finish_run(run_id, "FINISHED", wall_time=earlier + time.perf_counter() - t0)
+        total = time.perf_counter() - t0
+        print(f"[runner] {tag}: FINISHED in {_duration(total)} (training {_duration(trained)}, "
+              f"evaluation and outputs {_duration(total - trained)})")
     except KeyboardInterrupt:
         store.finish_run(run_id, "FAILED", error="interrupted; run the same command again to resume",
                          wall_time=earlier + time.perf_counter() - t0)
         raise
     except Exception:  # noqa: BLE001 - recorded in the store, then the next run goes on
         err = traceback.format_exc()
-        print(f"[runner] run {run_id} ({spec.label}, seed {seed}) FAILED:\n{err}")
+        print(f"[runner] {tag}: FAILED (run {run_id}):\n{err}")
         store.finish_run(run_id, "FAILED", error=err, wall_time=earlier + time.perf_counter() - t0)
     return run_id
 
@@ -132,6 +184,7 @@ class Finished:
     """A trained run on its way to the store: what every output step reads."""
 
     cfg: ExperimentConfig
+    spec: object  # its ModelSpec
     model: object
     dataset: object
     store: object
@@ -180,7 +233,7 @@ def sample_grid(run: Finished):
     from zoo.evaluation import sampling_speed
     from zoo.images import grid
 
-    speed, samples = sampling_speed(run.model, run.cfg.eval.n_samples, seed=run.seed)
+    speed, samples = sampling_speed(run.model, run.cfg.eval.n_samples, seed=run.seed, **run.spec.sample)
     np.save(run.artifact("samples_npy", "samples.npy"), samples)
     grid(samples, run.dataset.levels).save(run.artifact("samples_png", "samples.png"))
     run.store.log_metrics(run.run_id, "train", [("samples_per_sec", speed, None)])
@@ -192,7 +245,8 @@ def sample_quality(run: Finished):
 
     e = run.cfg.eval
     if e.metric_samples:
-        drawn = draw_samples(run.model, e.metric_samples, seed=run.seed, batch_size=e.batch_size)
+        drawn = draw_samples(run.model, e.metric_samples, seed=run.seed, batch_size=e.batch_size,
+                             **run.spec.sample)
         rows = sample_metrics(run.dataset, drawn, split=e.split, seed=run.seed)
         run.store.log_metrics(run.run_id, e.split, rows)
 
@@ -208,10 +262,11 @@ def speeds(run: Finished):
 
 def save_reports(run: Finished):
     """Bound-anatomy tables (IS vs k, pixel NLL map, loss per timestep, ...) as CSV artifacts."""
-    from zoo.evaluation import reports
+    from zoo.evaluation import IS_KS, reports
 
     x = _fixed_subset(run.dataset.split(run.cfg.eval.split), REPORT_EXAMPLES)
-    for name, table in reports(run.model, x, seed=run.seed).items():
+    is_ks = [k for k in IS_KS if k <= max(run.cfg.eval.is_k, 1)]  # L_k rising with k, up to eval.is_k
+    for name, table in reports(run.model, x, seed=run.seed, is_ks=is_ks).items():
         table.to_csv(run.artifact(f"report_{name}", f"{name}.csv"), index=False)
 
 
@@ -219,9 +274,13 @@ OUTPUT_STEPS = (calibrate, save_model, save_history, split_metrics, sample_grid,
                 save_reports)
 
 
-def _save_outputs(cfg, model, dataset, store, run_id, run_dir, seed):
+def _save_outputs(cfg, spec, model, dataset, store, run_id, run_dir, seed):
     """After training: each of OUTPUT_STEPS in turn, everything recorded in the store."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    run = Finished(cfg, model, dataset, store, run_id, run_dir, seed)
+    run = Finished(cfg, spec, model, dataset, store, run_id, run_dir, seed)
+    seconds = {}
     for step in OUTPUT_STEPS:
+        t0 = time.perf_counter()
         step(run)
+        seconds[step.__name__] = time.perf_counter() - t0
+    print("[runner] outputs: " + ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items()))

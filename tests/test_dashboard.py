@@ -308,7 +308,7 @@ def test_an_empty_store_says_how_to_fill_it(tmp_path, monkeypatch):
         assert not at.exception, (page, [e.value for e in at.exception])
         if page != "teach_bars":  # the bars page teaches from zoo.data alone
             assert any("No runs in this store yet" in t for t in texts(at, "info")), page
-            assert any("experiments/configs/quick_digits.yaml" in t for t in texts(at, "code")), page
+            assert any("experiments/configs/quick.yaml" in t for t in texts(at, "code")), page
         assert not at.dataframe and len(at.image) == (2 if page == "teach_bars" else 0), page
 
 

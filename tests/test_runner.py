@@ -46,14 +46,14 @@ def test_config_errors_name_the_key(patch, message):
 
 
 def test_missing_config_file_lists_shipped_ones(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"not found; shipped configs .*quick_digits.yaml"):
+    with pytest.raises(FileNotFoundError, match=r"not found; shipped configs .*quick.yaml"):
         cfgmod.load(tmp_path / "nope.yaml")
     assert main(["run", str(tmp_path / "nope.yaml"), "--db", str(tmp_path / "r.sqlite")]) == 2
 
 
 def test_shipped_configs_parse():
     names = sorted(p.name for p in (ROOT / "experiments" / "configs").glob("*.yaml"))
-    assert {"bars.yaml", "quick_digits.yaml", "binarized_mnist.yaml"} <= set(names)
+    assert {"bars.yaml", "quick.yaml", "digits.yaml", "binarized_mnist.yaml"} <= set(names)
     for name in names:
         cfg = cfgmod.load(ROOT / "experiments" / "configs" / name)
         assert cfg.models and cfg.seeds

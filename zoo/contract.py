@@ -159,16 +159,19 @@ class GenerativeModel(keras.Model):
             raise ValueError(f"{self.name}: labels must be in [0, {self.num_classes - 1}]")
         return labels
 
-    def _check_options(self, what: str, hook, options: dict) -> None:
-        """Reject keywords the family's hook does not take, by name; check `method` against
-        `sample_methods`."""
-        valid = [p for p in inspect.signature(hook).parameters if p not in ("x", "n", "mask", "seed")]
+    @classmethod
+    def check_options(cls, what: str, options: dict) -> None:
+        """Options of `sample` / `inpaint` (`what`): reject keywords the family's hook does not take,
+        by name, and a `method` not in `sample_methods` (ValueError with a did-you-mean). Needs no
+        instance, so a config is checked before anything trains."""
+        hook = getattr(cls, f"_{what}")
+        valid = [p for p in inspect.signature(hook).parameters if p not in ("self", "x", "n", "mask", "seed")]
         for key in options:
             if key not in valid:
-                raise unknown_key_error(f"{what} option", key, valid, where=f" for {self.name}")
-        if options.get("method") is not None and options["method"] not in self.sample_methods:
-            raise unknown_key_error("sampling method", options["method"], self.sample_methods,
-                                    where=f" for {self.name}")
+                raise unknown_key_error(f"{what} option", key, valid, where=f" for {cls.registry_name}")
+        if options.get("method") is not None and options["method"] not in cls.sample_methods:
+            raise unknown_key_error("sampling method", options["method"], cls.sample_methods,
+                                    where=f" for {cls.registry_name}")
 
     def _seed(self, seed):
         """The noise source of a call: the model's own stream, or, for an explicit integer seed, a
@@ -213,7 +216,7 @@ class GenerativeModel(keras.Model):
         `options` go to the family's sampler: `method` (one of `sample_methods`), `steps`, `labels`
         (a conditional model; drawn uniformly when omitted), ... Raises ValueError naming an option
         or method the family does not have."""
-        self._check_options("sample", self._sample, options)
+        self.check_options("sample", options)
         if options.get("labels") is not None:
             options["labels"] = self.check_labels(options["labels"], int(n))
         out = self._sample(int(n), seed=self._seed(seed), **options)
@@ -227,7 +230,7 @@ class GenerativeModel(keras.Model):
             raise NotImplementedError(f"{self.name} cannot inpaint (can_inpaint is False); "
                                       f"the diffusion family can")
         x = self.check_input(x)
-        self._check_options("inpaint", self._inpaint, options)
+        self.check_options("inpaint", options)
         mask = tf.cast(tf.broadcast_to(tf.cast(mask, tf.bool), tf.shape(x)), tf.float32)  # [B, H, W, C]
         out = self._inpaint(x, mask, seed=self._seed(seed), **options)
         return tf.cast(tf.clip_by_value(out, 0, self.levels - 1), tf.uint8)

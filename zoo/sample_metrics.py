@@ -293,8 +293,9 @@ def sample_metrics(dataset, samples, split="test", k=3, seed=0) -> list:
     return rows + net.sanity_rows(dataset, split) + feature_rows(fake, real, train, k, net.kind)
 
 
-def draw_samples(model, n, seed=0, batch_size=500) -> np.ndarray:
-    """`n` samples of `model` as uint8 numpy `[n, H, W, C]`, drawn in batches with distinct seeds."""
-    parts = [model.sample(min(batch_size, n - s), seed=10_000 * (seed + 1) + i).numpy()
+def draw_samples(model, n, seed=0, batch_size=500, **options) -> np.ndarray:
+    """`n` samples of `model` as uint8 numpy `[n, H, W, C]`, drawn in batches with distinct seeds;
+    `options` go to `model.sample` (e.g. method="ddim")."""
+    parts = [model.sample(min(batch_size, n - s), seed=10_000 * (seed + 1) + i, **options).numpy()
              for i, s in enumerate(range(0, n, batch_size))]
     return np.concatenate(parts)
