@@ -1,5 +1,6 @@
 """Configs, the runner and its CLI: validation errors, a smoke run, resume, DIVERGED, FAILED."""
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -88,8 +89,42 @@ def test_cli_smoke_run_records_everything(tmp_path):
         assert Path(arts[name]).exists()
     assert any(Path(arts["tensorboard"]).rglob("*tfevents*"))
     curve = pd.read_csv(arts["report_is_vs_k"])  # the IWAE gap closing with k, for the dashboard
-    assert list(curve["k"][:3]) == [1, 2, 5] and curve["nll"].iloc[-1] < curve["nll"].iloc[0]
+    assert list(curve["k"]) == [1, 2, 5, 10, 20]  # up to eval.is_k
+    assert curve["nll"].iloc[-1] < curve["nll"].iloc[0]
     np.testing.assert_allclose(curve["nll"], -curve["log_prob"])
+    # the plan first, then a line as each run starts and ends
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("[runner]")]
+    assert "plan: experiment 'tiny_bars' on bars (400 training images, 4x4x1, 2 levels): 2 run(s)" in lines[0]
+    assert "1/2 vae" in lines[1] and "no earlier run" in lines[1] and "2/2 iwae_k3" in lines[2]
+    assert any(re.search(r"run 2/2 iwae_k3 \(seed 0\): FINISHED in \d+ s \(training", line) for line in lines)
+
+
+def test_the_plan_estimates_from_earlier_runs_in_the_store(tmp_path, capsys):
+    from experiments.runner import print_plan
+    from zoo import data
+
+    store = open_store(str(tmp_path / "r.sqlite"))
+    cfg = cfgmod.parse(TINY)
+    for spec, wall in zip(cfg.models, (30.0, 50.0)):
+        resolved = cfg.resolved(spec, 0)
+        rid = store.start_run(experiment=cfg.name, model=spec.model, label=spec.label, dataset="bars", seed=0,
+                              config=resolved, run_key=cfgmod.run_key(resolved), code_version="x")
+        store.finish_run(rid, "FINISHED", wall_time=wall)
+    cfg.train.epochs = 4  # the vae entry: same entry, twice the epochs -> scaled
+    cfg.models[1].train = {"epochs": 2}  # the iwae entry keeps its settings -> the same run key
+    print_plan(cfg, [(m, 0) for m in cfg.models], data.load("bars", n_train=400), store)
+    out = capsys.readouterr().out
+    assert "~60 s (run 1, by epochs)" in out and "~50 s (1 earlier run(s) of these settings)" in out
+    assert "estimated time: ~110 s for the 2 run(s) with an estimate" in out
+
+
+def test_sample_options_of_an_entry_are_checked_at_load():
+    raw = {**TINY, "models": [{"model": "vae", "sample": {"method": "ddim"}}]}
+    with pytest.raises(ValueError, match=r"models\[0\]\.sample: unknown sample option 'method'"):
+        cfgmod.parse(raw)
+    raw = {**TINY, "models": [{"model": "diffusion", "sample": {"method": "ddmi"}}]}
+    with pytest.raises(ValueError, match=r"unknown sampling method 'ddmi'.*did you mean 'ddim'"):
+        cfgmod.parse(raw)
 
 
 class _Crash(keras.callbacks.Callback):

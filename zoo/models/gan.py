@@ -218,7 +218,7 @@ class GAN(GenerativeModel):
             def run(x, sigma, tfp_seed):
                 return ais_log_prob(self.prior, lambda z, xb: self.log_px_z(z, xb, sigma), x, steps, chains,
                                     seed=tfp_seed, leapfrog_steps=self.hp.ais_leapfrog, **ais_kwargs)
-            self._ais_fns[key] = tf.function(run, reduce_retracing=True, jit_compile=self.use_xla)
+            self._ais_fns[key] = tf.function(run, reduce_retracing=True, jit_compile=self.xla_for_loops)
         tfp_seed = keras.random.randint([2], 0, 2 ** 30, seed=seed, dtype="int32")
         return self._ais_fns[key](x, tf.constant(obs_sigma, tf.float32), tfp_seed)
 

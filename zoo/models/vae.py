@@ -109,7 +109,7 @@ class VAE(GenerativeModel):
         from zoo.ais import ais_log_prob
 
         fn = tf.function(lambda xb, s: ais_log_prob(self.prior, self._log_px_z, xb, steps, chains, seed=s,
-                                                    **ais_kwargs), jit_compile=self.use_xla)
+                                                    **ais_kwargs), jit_compile=self.xla_for_loops)
         return fn(self.check_input(x),
                   keras.random.randint([2], 0, 2 ** 30, seed=self._seed(seed), dtype="int32"))
 
