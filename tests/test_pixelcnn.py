@@ -1,5 +1,7 @@
 """Gated PixelCNN: causality by exact-zero Jacobians, normalisation over every 4x4 binary image,
-pixel_nll, the two samplers, save/load, and class conditioning (marginal and label-driven samples)."""
+pixel_nll, the two samplers, save/load, class conditioning (marginal and label-driven samples), and
+the lean traced graph that makes CPU training fast."""
+import collections
 import math
 
 import keras
@@ -81,6 +83,29 @@ def test_each_stack_alone():
     model = _model(shape, 4)
     model.h_convs[0].kernel.assign(tf.zeros_like(model.h_convs[0].kernel))
     np.testing.assert_array_equal(_dependence(model, x), h[None] < h[:, None])
+
+
+def test_traced_forward_graph_is_lean():
+    """The CPU speed-up of issue 9 as graph structure, not timing. Depth 6, grayscale: Pad ops only for
+    the vertical (r+1) x k, the link (one row down) and the horizontal 1 x (r+1) convolutions, 3 per
+    block, none for the other 1x1 ones; every Conv2D feeds only its BiasAdd (grappler fuses the two
+    into one oneDNN kernel, and the bias gradient into the filter gradient); no StridedSlice (its
+    gradient is slow on CPU); no AddV2 for an absent bias or residual; no multiply by an all-ones
+    mask (one channel: every mask B is all ones, only h0's mask A is applied)."""
+    model = _model((8, 8, 1), 17, width=16, depth=6)
+    graph = tf.function(model.params).get_concrete_function(tf.TensorSpec([128, 8, 8, 1])).graph
+    ops = graph.get_operations()
+    count = collections.Counter(op.type for op in ops)
+    convs = [op for op in ops if op.type == "Conv2D"]
+    assert len(convs) == 31 and count["BiasAdd"] == 31  # v, link, h per block; 5 h_out, 6 skip, 2 head
+    assert all([c.type for c in conv.outputs[0].consumers()] == ["BiasAdd"] for conv in convs)
+    one_by_one = [conv for conv in convs if tuple(conv.inputs[1].shape[:2]) == (1, 1)]
+    padded = [conv for conv in one_by_one if conv.inputs[0].op.type == "Pad"]
+    assert len(one_by_one) == 19 and len(padded) == 6  # the links; not h_out, skip, head
+    assert count["Pad"] == 18 and count["StridedSlice"] == 0
+    assert count["AddV2"] == 15  # h-conv + link (6), skip sum (5), residual (4)
+    assert count["Mul"] == 12  # 5 vertical gates (the last is unused), 6 horizontal, h0's mask
+    assert sum(count.values()) < 350  # 463 before issue 9 (TF-internal Const, ReadVariableOp... too)
 
 
 def test_receptive_rows_bound_the_fast_sampler_crop():

@@ -24,7 +24,6 @@ import math
 import keras
 import numpy as np
 import tensorflow as tf
-from keras import ops
 
 from zoo.contract import GenerativeModel, ModelConfig
 from zoo.distributions import (
@@ -71,9 +70,15 @@ class CausalConv2D(keras.layers.Layer):
         self.kernel_mask = mask
 
     def call(self, x):
+        """[B, h, W, Cin] -> [B, h + top - kh + 1, W + left + right - kw + 1, filters]. Pad (only if any),
+        Conv2D, BiasAdd: on CPU grappler fuses Conv2D + BiasAdd (+ Add / Relu after it) into one oneDNN
+        kernel, and the bias gradient into the filter gradient. (Conv2D's own explicit padding would
+        spare the Pad op but sends the gradients to slow non-oneDNN kernels.)"""
         top, left, right = self.pad
-        x = ops.pad(x, [[0, 0], [top, 0], [left, right], [0, 0]])
-        return ops.conv(x, self.kernel * self.kernel_mask, padding="valid") + self.bias
+        if any(self.pad):
+            x = tf.pad(x, [[0, 0], [top, 0], [left, right], [0, 0]])
+        kernel = self.kernel if self.kernel_mask.all() else self.kernel * self.kernel_mask  # no all-ones mask
+        return tf.nn.bias_add(tf.nn.conv2d(x, kernel, 1, "VALID"), self.bias)
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "kernel_size": list(self.kernel_size),
@@ -81,14 +86,21 @@ class CausalConv2D(keras.layers.Layer):
                 "out_split": self.out_split}
 
 
+def _add(x, y):
+    """x + y, or x when y is None (no op for an absent bias or residual)."""
+    return x if y is None else x + y
+
+
+def _drop_last_row(x):
+    """[B, h, W, F] -> [B, h - 1, W, F]. A Slice: the gradient of `x[:, :-1]` (StridedSliceGrad) is
+    slow on CPU, Slice's is a Pad."""
+    rows = x.shape[1] or tf.shape(x)[1]
+    return tf.slice(x, [0, 0, 0, 0], [-1, rows - 1, -1, -1])
+
+
 def _gate(pre):
     f, g = tf.split(pre, 2, axis=-1)
     return tf.tanh(f) * tf.sigmoid(g)
-
-
-def _shift_down(x):
-    """Row i takes row i-1 (row 0 takes zeros): [B, h, W, F] -> [B, h, W, F]."""
-    return tf.pad(x, [[0, 0], [1, 0], [0, 0], [0, 0]])[:, :-1]
 
 
 @dataclasses.dataclass
@@ -123,7 +135,7 @@ class PixelCNN(GenerativeModel):
         f, r, n = hp.width, hp.kernel_size // 2, hp.depth
         self.v_convs = [CausalConv2D(2 * f, (r + 1, hp.kernel_size), (r, r, r), name=f"v{i}")
                         for i in range(n)]
-        self.links = [CausalConv2D(2 * f, name=f"v_to_h{i}") for i in range(n)]
+        self.links = [CausalConv2D(2 * f, pad=(1, 0, 0), name=f"v_to_h{i}") for i in range(n)]  # rows < i
         self.h_convs = [CausalConv2D(2 * f, (1, r + 1), (0, r, 0), "A" if i == 0 else "B", c, 2, name=f"h{i}")
                         for i in range(n)]
         self.h_outs = [CausalConv2D(f, mask="B", channels=c, name=f"h_out{i}") for i in range(n - 1)]
@@ -144,30 +156,34 @@ class PixelCNN(GenerativeModel):
         return tf.cast(x, tf.float32) * (2.0 / (self.levels - 1)) - 1.0
 
     def _embed(self, labels):
-        """Per block the (vertical, horizontal) biases, each [B, 1, 1, 2F] (zeros if unconditional)."""
+        """Per block the (vertical, horizontal) biases, each [B, 1, 1, 2F] (None if unconditional)."""
         if not self.needs_labels:
-            return [(0.0, 0.0)] * self.hp.depth
-        return [tuple(tf.split(e(labels)[:, None, None], 2, axis=-1)) for e in self.embeds]
+            return [(None, None)] * self.hp.depth
+        return [tuple(tf.split(tf.reshape(e(labels), [-1, 1, 1, 4 * self.hp.width]), 2, axis=-1))
+                for e in self.embeds]
 
     def _vertical(self, xf, emb):
         """The vertical stack's input to each horizontal block, [B, h, W, 2F] each, from rows < i."""
         v, links = xf, []
-        for conv, link, (bias, _) in zip(self.v_convs, self.links, emb):
-            pre = conv(v) + bias  # [B, h, W, 2F], rows <= i
-            links.append(link(_shift_down(pre)))
-            v = _gate(pre)  # [B, h, W, F]
+        for i, (conv, link, (bias, _)) in enumerate(zip(self.v_convs, self.links, emb)):
+            pre = _add(conv(v), bias)  # [B, h, W, 2F], rows <= i
+            links.append(link(_drop_last_row(pre)))  # [B, h, W, 2F]: the link pads on top, rows < i
+            if i < len(self.v_convs) - 1:
+                v = _gate(pre)  # [B, h, W, F]
         return links
 
     def _horizontal(self, xf, links, emb):
         """Horizontal stack and head: parameters [B, h, W, C, P] for every sub-pixel."""
-        h, skip = xf, 0.0
+        h, skip = xf, None
         for i, (conv, link, (_, bias)) in enumerate(zip(self.h_convs, links, emb)):
-            g = _gate(conv(h) + link + bias)  # [B, h, W, F]
-            skip = skip + self.skips[i](g)
+            g = _gate(_add(conv(h) + link, bias))  # [B, h, W, F]
+            skip = _add(self.skips[i](g), skip)
             if i < len(self.h_outs):
-                h = self.h_outs[i](g) + (h if i else 0.0)  # residual after the first block
+                h = _add(self.h_outs[i](g), h if i else None)  # residual after the first block
         out = self.head[1](tf.nn.relu(self.head[0](tf.nn.relu(skip))))  # [B, h, W, C * P]
-        return tf.reshape(out, tf.concat([tf.shape(out)[:3], [self.data_shape[2], -1]], 0))
+        _, w, c = self.data_shape
+        rows = out.shape[1] or tf.shape(out)[1]  # static when known: no shape ops in the graph
+        return tf.reshape(out, [-1, rows, w, c, out.shape[-1] // c])
 
     def params(self, xf, labels=None):
         """Distribution parameters [B, H, W, C, P] of each sub-pixel given the ones before it."""
