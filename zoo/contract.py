@@ -284,7 +284,8 @@ class GenerativeModel(keras.Model):
         chunk = chunk or max(1, min(k, self.is_budget // max(1, int(x.shape[0]))))
         gen, parts = self._seed(seed), []
         for start in range(0, k, chunk):
-            parts.append(tf.reduce_logsumexp(self._lw_fn(x, min(chunk, k - start), gen), axis=0))  # [B]
+            n = tf.constant(min(chunk, k - start))  # a tensor: one trace for every k (IS vs k curves)
+            parts.append(tf.reduce_logsumexp(self._lw_fn(x, n, gen), axis=0))  # [B]
         return tf.reduce_logsumexp(tf.stack(parts), axis=0) - math.log(k)
 
     # --- training (keras-io style): one step for every family but the GAN -----------------------
