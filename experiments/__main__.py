@@ -1,4 +1,4 @@
-"""Command line: `python -m experiments run CONFIG.yaml [--db URL] [--out DIR]`, `... bench`."""
+"""Command line: `python -m experiments run CONFIG.yaml [--db URL] [--out DIR]`, `... bench`, `... peers`."""
 from __future__ import annotations
 
 import argparse
@@ -13,16 +13,21 @@ def main(argv=None) -> int:
         from experiments import benchmark
 
         return benchmark.main(argv[1:])
+    if argv[:1] == ["peers"]:  # the side-by-side speed benchmark vs plain Keras (peers --help)
+        from experiments.peers import bench
+
+        return bench.main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m experiments", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="train, evaluate and record every model x seed of a config")
-    run.add_argument("config", help="YAML file, e.g. experiments/configs/quick_digits.yaml")
+    run.add_argument("config", help="YAML file, e.g. experiments/configs/quick.yaml")
     run.add_argument("--db", default=None, help="SQLAlchemy URL or SQLite path (default: $ZOO_DB or "
                                                 "experiments/results.sqlite)")
     run.add_argument("--out", default="runs", help="directory for weights, samples, logs (default: runs)")
     run.add_argument("--models", default=None, help="comma-separated labels: run only these entries")
     run.add_argument("--epochs", type=int, default=None, help="override train.epochs for every model")
     sub.add_parser("bench", help="run the configs and print figures vs targets (bench --help)")
+    sub.add_parser("peers", help="each family next to a plain Keras peer: examples/s (peers --help)")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

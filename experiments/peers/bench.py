@@ -1,0 +1,174 @@
+"""Side-by-side speed: each zoo family vs its plain Keras peer (`experiments.peers`), in one process.
+
+    python -m experiments peers [--dataset digits] [--families vae,pixelcnn] [--batch-size 128]
+                                [--steps 50] [--rounds 5] [--jit auto|on|off|all]
+
+Both models train with `model.fit` on a tf.data pipeline of the same training split and batch size
+(the zoo on uint8 batches, the peer on its example's preprocessing, mapped in the pipeline). Each
+gets one untimed warm-up fit (which also compiles), then R rounds alternate zoo, peer, zoo, peer, ...,
+each a fit of S steps timed from the end of its first step to the end of its last (the first step
+also starts the input pipeline). Reported: the median examples/s of each, their ratio zoo/peer (the
+goal: >= 1.0), the median and range of the per-round ratios (each round's zoo fit over the peer fit
+right after it: robust to load that drifts between rounds), trainable parameter counts and the last
+round's losses.
+`--jit` compiles the zoo model with `jit_compile` "auto" / True / False and the peer with the same
+(Keras's "auto": XLA on a GPU, not on a CPU-only machine); `all` runs the three.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import statistics
+import sys
+import time
+
+JIT = {"auto": "auto", "on": True, "off": False}
+GOAL = 1.0  # zoo examples/s >= GOAL x the peer's
+
+
+def trainable_params(model) -> int:
+    return int(sum(int(w.numpy().size) for w in model.trainable_weights))
+
+
+def _timer():
+    import keras
+
+    class StepTimer(keras.callbacks.Callback):
+        """Seconds from the end of a fit's first step to the end of its last, and the steps between."""
+
+        def on_train_begin(self, logs=None):
+            self.first, self.last, self.steps = None, None, 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.last = time.perf_counter()
+            if self.first is None:
+                self.first = self.last
+            else:
+                self.steps += 1
+
+    return StepTimer()
+
+
+def last_loss(history) -> float:
+    """The fit's `loss` (a GAN peer reports d_loss and g_loss: their sum, as the zoo's GAN `loss`)."""
+    logs = history.history
+    return float(logs["loss"][-1] if "loss" in logs else logs["d_loss"][-1] + logs["g_loss"][-1])
+
+
+def fit_rate(model, data, steps: int, batch_size: int):
+    """One fit of `steps` steps: (examples/s after the first step, loss)."""
+    timer = _timer()
+    history = model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=[timer])
+    return batch_size * timer.steps / (timer.last - timer.first), last_loss(history)
+
+
+def build_pair(entry, dataset, jit: str, batch_size: int, seed: int = 0):
+    """(zoo model, its uint8 pipeline, peer model, its pipeline), compiled with `jit`."""
+    import keras
+    import tensorflow as tf
+
+    import zoo
+    from experiments.peers.registry import zoo_hparams
+
+    keras.utils.set_random_seed(seed)
+    hparams = {**zoo_hparams(entry, dataset.name), "jit_compile": JIT[jit]}
+    zoo_model = zoo.build_model(entry.family, dataset, **hparams)
+    peer_model, preprocess = entry.build(dataset, zoo_model, JIT[jit])
+    zoo_data = dataset.tf_dataset("train", batch_size, shuffle=True, repeat=True, seed=seed)
+    peer_data = dataset.tf_dataset("train", batch_size, shuffle=True, repeat=True, seed=seed)
+    peer_data = peer_data.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    return zoo_model, zoo_data, peer_model, peer_data
+
+
+def measure(entry, dataset, jit: str, batch_size: int = 128, steps: int = 50, rounds: int = 5) -> dict:
+    """One table row: the medians over `rounds` interleaved fits of `steps` steps each."""
+    zoo_model, zoo_data, peer_model, peer_data = build_pair(entry, dataset, jit, batch_size)
+    sides = {"zoo": (zoo_model, zoo_data), "peer": (peer_model, peer_data)}
+    for model, data in sides.values():  # warm-up: compiles, fills the pipelines
+        fit_rate(model, data, steps, batch_size)
+    rates, losses = {"zoo": [], "peer": []}, {}
+    for _ in range(rounds):
+        for side, (model, data) in sides.items():
+            rate, losses[side] = fit_rate(model, data, steps, batch_size)
+            rates[side].append(rate)
+    zoo_rate, peer_rate = statistics.median(rates["zoo"]), statistics.median(rates["peer"])
+    per_round = [z / p for z, p in zip(rates["zoo"], rates["peer"])]
+    zoo_params, peer_params = trainable_params(zoo_model), trainable_params(peer_model)
+    xla = "/".join("on" if m.jit_compile else "off" for m in (zoo_model, peer_model))
+    row = {"family": entry.name, "jit": jit, "xla zoo/peer": xla,
+           "zoo ex/s": round(zoo_rate), "peer ex/s": round(peer_rate), "zoo/peer": zoo_rate / peer_rate,
+           "round ratios": f"{statistics.median(per_round):.2f} ({min(per_round):.2f}-{max(per_round):.2f})",
+           "goal >=1.0x": "met" if zoo_rate >= GOAL * peer_rate else "SHORT",
+           "zoo params": zoo_params, "peer params": peer_params,
+           "params diff": f"{(peer_params - zoo_params) / zoo_params:+.1%}",
+           "zoo loss": losses["zoo"], "peer loss": losses["peer"]}
+    del sides, zoo_model, peer_model, zoo_data, peer_data
+    gc.collect()
+    return row
+
+
+def print_table(rows: list[dict], title: str) -> None:
+    import pandas as pd
+
+    print(f"\n== {title} ==")
+    fmt = ("display.width", 250, "display.max_columns", 30, "display.float_format", "{:.4g}".format)
+    with pd.option_context(*fmt):
+        print(pd.DataFrame(rows).to_string(index=False))
+
+
+def main(argv=None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from experiments.peers import PEERS
+    from zoo.registry import unknown_key_error
+
+    parser = argparse.ArgumentParser(prog="python -m experiments peers", description=__doc__.split("\n")[0])
+    parser.add_argument("--dataset", default="digits",
+                        help="a zoo dataset (binarized_mnist needs ZOO_DATA_DIR); default digits")
+    parser.add_argument("--families", default=",".join(PEERS), help=f"comma list of {', '.join(PEERS)}")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=50, help="steps per timed fit (>= 2)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved timed fits per model")
+    parser.add_argument("--jit", choices=[*JIT, "all"], default="auto",
+                        help="jit_compile of both models: auto (Keras: XLA on GPU only), on, off, all three")
+    args = parser.parse_args(argv)
+    names = [n.strip() for n in args.families.split(",") if n.strip()]
+    for name in names:
+        if name not in PEERS:
+            print(f"error: {unknown_key_error('family', name, PEERS, plural='families')}", file=sys.stderr)
+            return 2
+    if args.steps < 2 or args.rounds < 1 or args.batch_size < 1:
+        print("error: need --steps >= 2, --rounds >= 1 and --batch-size >= 1", file=sys.stderr)
+        return 2
+    from zoo import data
+
+    try:
+        dataset = data.load(args.dataset)
+    except (ValueError, FileNotFoundError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    choices = list(JIT) if args.jit == "all" else [args.jit]
+    print(f"{dataset.name}: {len(dataset.train)} training images {dataset.shape}, {dataset.levels} levels; "
+          f"batch {args.batch_size}, {args.rounds} rounds x {args.steps} steps per model, "
+          f"goal zoo >= {GOAL:.1f}x peer (examples/s)")
+    for name in names:
+        e = PEERS[name]
+        print(f"  {name:<9} zoo {e.family}, {e.hparams or 'config'} vs {e.example}\n"
+              f"  {'':<9} peer loss: {e.loss}")
+    tables = {}
+    for jit in choices:
+        rows = []
+        for name in names:
+            try:
+                rows.append(measure(PEERS[name], dataset, jit, args.batch_size, args.steps, args.rounds))
+            except ValueError as err:  # a config the peer does not cover (e.g. a WGAN-GP zoo GAN)
+                rows.append({"family": name, "jit": jit, "goal >=1.0x": f"skipped: {err}"})
+        tables[jit] = rows
+        print_table(rows, f"{dataset.name}, jit {jit}")
+    if len(choices) > 1:
+        import pandas as pd
+
+        ratios = pd.DataFrame({jit: {r["family"]: r.get("zoo/peer") for r in rows}
+                               for jit, rows in tables.items()})
+        print_table(ratios.rename_axis("family").reset_index().to_dict("records"), "zoo/peer by jit")
+    return 0
