@@ -5,14 +5,16 @@
 
 Both models train with `model.fit` on a tf.data pipeline of the same training split and batch size
 (the zoo on uint8 batches, the peer on its example's preprocessing, mapped in the pipeline). Each
-gets one untimed warm-up fit (which also compiles), then R rounds alternate zoo, peer, zoo, peer, ...,
-each a fit of S steps timed from the end of its first step to the end of its last (the first step
-also starts the input pipeline). Reported: the median examples/s of each, their ratio zoo/peer (the
+gets one untimed warm-up fit (which also compiles), then R rounds alternate zoo, peer, zoo, peer, ...
+(with `--jit all` a round runs the pair of every choice, so their examples/s compare too), each a fit
+of S steps timed from the end of its first step to the end of its last (the first step also starts
+the input pipeline). Reported: the median examples/s of each, their ratio zoo/peer (the
 goal: >= 1.0), the median and range of the per-round ratios (each round's zoo fit over the peer fit
 right after it: robust to load that drifts between rounds), trainable parameter counts and the last
 round's losses.
 `--jit` compiles the zoo model with `jit_compile` "auto" / True / False and the peer with the same
-(Keras's "auto": XLA on a GPU, not on a CPU-only machine); `all` runs the three.
+(Keras's "auto": XLA on a GPU, not on a CPU-only machine); `all` runs the three, one table each, and
+a summary with XLA's own speed-up of each model (on/off, paired within rounds).
 """
 from __future__ import annotations
 
@@ -81,31 +83,52 @@ def build_pair(entry, dataset, jit: str, batch_size: int, seed: int = 0):
     return zoo_model, zoo_data, peer_model, peer_data
 
 
-def measure(entry, dataset, jit: str, batch_size: int = 128, steps: int = 50, rounds: int = 5) -> dict:
-    """One table row: the medians over `rounds` interleaved fits of `steps` steps each."""
-    zoo_model, zoo_data, peer_model, peer_data = build_pair(entry, dataset, jit, batch_size)
-    sides = {"zoo": (zoo_model, zoo_data), "peer": (peer_model, peer_data)}
+def measure(entry, dataset, jits=("auto",), batch_size: int = 128, steps: int = 50, rounds: int = 5):
+    """One table row per `jits` choice: a zoo model and its peer for each, all warmed up, then `rounds`
+    rounds of one fit of `steps` steps each, in the order zoo, peer (, zoo, peer for the next choice,
+    ...): examples/s of different choices are comparable too (same rounds, same load). Returns the
+    rows and {jit: (zoo rates, peer rates)} of every round."""
+    sides = {}
+    for jit in jits:
+        zoo_model, zoo_data, peer_model, peer_data = build_pair(entry, dataset, jit, batch_size)
+        sides[jit, "zoo"], sides[jit, "peer"] = (zoo_model, zoo_data), (peer_model, peer_data)
     for model, data in sides.values():  # warm-up: compiles, fills the pipelines
         fit_rate(model, data, steps, batch_size)
-    rates, losses = {"zoo": [], "peer": []}, {}
+    rates, losses = {key: [] for key in sides}, {}
     for _ in range(rounds):
-        for side, (model, data) in sides.items():
-            rate, losses[side] = fit_rate(model, data, steps, batch_size)
-            rates[side].append(rate)
-    zoo_rate, peer_rate = statistics.median(rates["zoo"]), statistics.median(rates["peer"])
-    per_round = [z / p for z, p in zip(rates["zoo"], rates["peer"])]
-    zoo_params, peer_params = trainable_params(zoo_model), trainable_params(peer_model)
-    xla = "/".join("on" if m.jit_compile else "off" for m in (zoo_model, peer_model))
-    row = {"family": entry.name, "jit": jit, "xla zoo/peer": xla,
-           "zoo ex/s": round(zoo_rate), "peer ex/s": round(peer_rate), "zoo/peer": zoo_rate / peer_rate,
-           "round ratios": f"{statistics.median(per_round):.2f} ({min(per_round):.2f}-{max(per_round):.2f})",
-           "goal >=1.0x": "met" if zoo_rate >= GOAL * peer_rate else "SHORT",
-           "zoo params": zoo_params, "peer params": peer_params,
-           "params diff": f"{(peer_params - zoo_params) / zoo_params:+.1%}",
-           "zoo loss": losses["zoo"], "peer loss": losses["peer"]}
-    del sides, zoo_model, peer_model, zoo_data, peer_data
+        for key, (model, data) in sides.items():
+            rate, losses[key] = fit_rate(model, data, steps, batch_size)
+            rates[key].append(rate)
+    rows = []
+    for jit in jits:
+        (zoo_model, _), (peer_model, _) = sides[jit, "zoo"], sides[jit, "peer"]
+        zoo_rate, peer_rate = statistics.median(rates[jit, "zoo"]), statistics.median(rates[jit, "peer"])
+        per_round = [z / p for z, p in zip(rates[jit, "zoo"], rates[jit, "peer"])]
+        zoo_params, peer_params = trainable_params(zoo_model), trainable_params(peer_model)
+        xla = "/".join("on" if m.jit_compile else "off" for m in (zoo_model, peer_model))
+        rows.append({"family": entry.name, "jit": jit, "xla zoo/peer": xla,
+                     "zoo ex/s": round(zoo_rate), "peer ex/s": round(peer_rate),
+                     "zoo/peer": zoo_rate / peer_rate,
+                     "round ratios": f"{statistics.median(per_round):.2f} "
+                                     f"({min(per_round):.2f}-{max(per_round):.2f})",
+                     "goal >=1.0x": "met" if zoo_rate >= GOAL * peer_rate else "SHORT",
+                     "zoo params": zoo_params, "peer params": peer_params,
+                     "params diff": f"{(peer_params - zoo_params) / zoo_params:+.1%}",
+                     "zoo loss": losses[jit, "zoo"], "peer loss": losses[jit, "peer"]})
+    per_jit = {jit: (rates[jit, "zoo"], rates[jit, "peer"]) for jit in jits}
+    del sides
     gc.collect()
-    return row
+    return rows, per_jit
+
+
+def xla_gain(per_jit: dict) -> dict:
+    """With both "on" and "off" measured: XLA's speed-up of each model, the median over rounds of
+    (examples/s with XLA) / (without), paired within a round."""
+    if not {"on", "off"} <= set(per_jit):
+        return {}
+    (zoo_on, peer_on), (zoo_off, peer_off) = per_jit["on"], per_jit["off"]
+    return {"zoo XLA on/off": statistics.median(a / b for a, b in zip(zoo_on, zoo_off)),
+            "peer XLA on/off": statistics.median(a / b for a, b in zip(peer_on, peer_off))}
 
 
 def print_table(rows: list[dict], title: str) -> None:
@@ -155,20 +178,19 @@ def main(argv=None) -> int:
         e = PEERS[name]
         print(f"  {name:<9} zoo {e.family}, {e.hparams or 'config'} vs {e.example}\n"
               f"  {'':<9} peer loss: {e.loss}")
-    tables = {}
-    for jit in choices:
-        rows = []
-        for name in names:
-            try:
-                rows.append(measure(PEERS[name], dataset, jit, args.batch_size, args.steps, args.rounds))
-            except ValueError as err:  # a config the peer does not cover (e.g. a WGAN-GP zoo GAN)
-                rows.append({"family": name, "jit": jit, "goal >=1.0x": f"skipped: {err}"})
-        tables[jit] = rows
+    tables, summary = {jit: [] for jit in choices}, []
+    for name in names:
+        try:
+            rows, per_jit = measure(PEERS[name], dataset, choices, args.batch_size, args.steps, args.rounds)
+        except ValueError as err:  # a config the peer does not cover (e.g. a WGAN-GP zoo GAN)
+            rows = [{"family": name, "jit": jit, "goal >=1.0x": f"skipped: {err}"} for jit in choices]
+            per_jit = {}
+        for row in rows:
+            tables[row["jit"]].append(row)
+        summary.append({"family": name, **{f"zoo/peer {r['jit']}": r.get("zoo/peer") for r in rows},
+                        **xla_gain(per_jit)})
+    for jit, rows in tables.items():
         print_table(rows, f"{dataset.name}, jit {jit}")
     if len(choices) > 1:
-        import pandas as pd
-
-        ratios = pd.DataFrame({jit: {r["family"]: r.get("zoo/peer") for r in rows}
-                               for jit, rows in tables.items()})
-        print_table(ratios.rename_axis("family").reset_index().to_dict("records"), "zoo/peer by jit")
+        print_table(summary, "zoo/peer by jit (one process, the choices interleaved in the same rounds)")
     return 0
