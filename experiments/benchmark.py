@@ -79,13 +79,15 @@ def backfill_sample_metrics(store, experiment: str, cfg) -> list[int]:
 
     dataset = cfg.load_dataset()
     paths = store.artifacts(todo).query("name == 'model'").set_index("run_id")["path"]
+    options = {spec.label: spec.sample for spec in cfg.models}  # as the runner draws them
     filled = []
     for run_id in todo:
         if run_id not in paths.index or not Path(paths[run_id]).exists():
             continue
-        seed, e = int(store.run(run_id)["seed"]), cfg.eval
-        model = zoo.load_model(paths[run_id])
-        drawn = draw_samples(model, e.metric_samples, seed=seed, batch_size=e.batch_size)
+        row, e = store.run(run_id), cfg.eval
+        seed, model = int(row["seed"]), zoo.load_model(paths[run_id])
+        drawn = draw_samples(model, e.metric_samples, seed=seed, batch_size=e.batch_size,
+                             **options.get(row["label"], {}))
         store.log_metrics(run_id, e.split, sample_metrics(dataset, drawn, split=e.split, seed=seed))
         filled.append(run_id)
     return filled
@@ -208,39 +210,40 @@ MAIN_JOB_MINUTES = 5  # issue 9: the README's main job (suite "quick") on 2 CPU 
 
 def time_shares(store, experiment: str) -> pd.DataFrame:
     """Where each run's wall time went (latest FINISHED run per label/seed), seconds and shares:
-    training steps, validation, checkpoints, other per-epoch bookkeeping (callbacks, logs, the store),
-    and the outputs after training (evaluation, samples, sample metrics, reports). `share` is the
-    run's part of the experiment's total; `bookkeeping` the non-training part of its epochs."""
+    training steps (`step_seconds`), validation, checkpoints, other per-epoch bookkeeping (callbacks,
+    logs, the store), and the outputs after training (evaluation, samples, sample metrics, reports).
+    `share` is the run's part of the experiment's total; `bookkeeping` the non-training part of its
+    epochs."""
     runs = store.runs(experiment=experiment, status="FINISHED")
     if runs.empty:
         return pd.DataFrame()
     runs = runs.sort_values("run_id").groupby(["label", "seed"]).tail(1).set_index("run_id")
     hist = store.history(list(runs.index))
-    parts = ("epoch_seconds", "train_seconds", "valid_seconds", "checkpoint_seconds")
+    parts = ("epoch_seconds", "step_seconds", "valid_seconds", "checkpoint_seconds")
     sums = hist[hist["name"].isin(parts)].pivot_table(index="run_id", columns="name", values="value",
                                                        aggfunc="sum").reindex(columns=list(parts))
     t = runs[["label", "seed", "wall_time"]].join(sums)
     t["other_epoch_seconds"] = t["epoch_seconds"] - t[list(parts[1:])].sum(axis=1, min_count=1)
     t["outputs_seconds"] = t["wall_time"] - t["epoch_seconds"]
     t["share"] = t["wall_time"] / t["wall_time"].sum()
-    t["bookkeeping"] = 1 - t["train_seconds"] / t["epoch_seconds"]
+    t["bookkeeping"] = 1 - t["step_seconds"] / t["epoch_seconds"]
     return t
 
 
 def print_time_shares(store, suite: str, experiment: str) -> None:
     t = time_shares(store, experiment)
-    if t.empty or t["train_seconds"].isna().all():
+    if t.empty or t["step_seconds"].isna().all():
         return
     total = t["wall_time"].sum()
     print(f"  where the time went ({len(t)} runs, {total / 60:.2f} min of run wall time; bookkeeping = "
           f"validation + checkpoints + other per-epoch work, as a share of the epochs' time):")
-    cols = ["label", "wall_time", "share", "train_seconds", "valid_seconds", "checkpoint_seconds",
+    cols = ["label", "wall_time", "share", "step_seconds", "valid_seconds", "checkpoint_seconds",
             "other_epoch_seconds", "bookkeeping", "outputs_seconds"]
     with pd.option_context("display.width", 200, "display.float_format", "{:.3g}".format):
         print(t[cols].to_string(index=False))
-    book = 1 - t["train_seconds"].sum() / t["epoch_seconds"].sum()
+    book = 1 - t["step_seconds"].sum() / t["epoch_seconds"].sum()
     print(f"  per-epoch bookkeeping: {book:.1%} of the epochs' time, "
-          f"{(t['epoch_seconds'] - t['train_seconds']).sum() / total:.1%} of the wall time")
+          f"{(t['epoch_seconds'] - t['step_seconds']).sum() / total:.1%} of the wall time")
     if suite == "quick":
         status = "MET" if total <= MAIN_JOB_MINUTES * 60 else "MISSED"
         print(f"  target {status:<6}: the main job's runs in <= {MAIN_JOB_MINUTES} min of wall time: "

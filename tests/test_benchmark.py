@@ -132,3 +132,24 @@ def test_print_suite_prints_the_verdicts(store, capsys):
     assert "kl_emp_true_floor" in out.split("sample quality")[1]  # the sample-quality table
     print_suite(store, "digits", "no_such_experiment")
     assert "no finished runs" in capsys.readouterr().out
+
+
+def test_time_shares_split_each_run_and_judge_the_main_job(tmp_path, capsys):
+    from experiments.benchmark import print_time_shares, time_shares
+
+    s = open_store(tmp_path / "t.sqlite")
+    for label, wall, epochs in (("vae", 100.0, [(10, 8, 1, 0.5)] * 6), ("flow", 200.0, [(40, 36, 2, 1)] * 4)):
+        rid = s.start_run(experiment="quick", model=label, label=label, dataset="digits", seed=0,
+                          config={"model": label}, run_key=label, likelihood="elbo")
+        for epoch, (total, steps, valid, ckpt) in enumerate(epochs):
+            s.log_epoch(rid, epoch, {"epoch_seconds": total, "step_seconds": steps, "valid_seconds": valid,
+                                     "checkpoint_seconds": ckpt})
+        s.finish_run(rid, "FINISHED", wall_time=wall)
+    t = time_shares(s, "quick").set_index("label")
+    assert t.loc["vae", "outputs_seconds"] == 40 and t.loc["flow", "outputs_seconds"] == 40
+    assert t.loc["vae", "other_epoch_seconds"] == pytest.approx(6 * 0.5)
+    assert t.loc["vae", "bookkeeping"] == pytest.approx(1 - 48 / 60) and t["share"].sum() == pytest.approx(1)
+    print_time_shares(s, "quick", "quick")
+    out = capsys.readouterr().out
+    assert "target MET   : the main job's runs in <= 5 min of wall time: 5.00 min" in out  # exactly 300 s
+    assert "per-epoch bookkeeping: 12.7% of the epochs' time" in out  # 1 - (48 + 144) / (60 + 160)

@@ -183,8 +183,8 @@ def test_validation_every_n_steps_and_the_epoch_time_split(tmp_path):
     hist = store.history(run_id).pivot(index="epoch", columns="name", values="value")
     assert hist["val_loss"].dropna().index.tolist() == [1, 3, 4]  # 1-based epochs 2, 4 and the last
     assert hist["loss"].notna().all()
-    parts = hist[["train_seconds", "valid_seconds", "checkpoint_seconds"]].sum(axis=1)
-    assert (parts <= hist["epoch_seconds"] + 1e-6).all() and (hist["train_seconds"] > 0).all()
+    parts = hist[["step_seconds", "valid_seconds", "checkpoint_seconds"]].sum(axis=1)
+    assert (parts <= hist["epoch_seconds"] + 1e-6).all() and (hist["step_seconds"] > 0).all()
     assert (hist.loc[[0, 2], "valid_seconds"] == 0).all() and (hist.loc[[1, 3, 4], "valid_seconds"] > 0).all()
 
 

@@ -9,7 +9,7 @@ Bookkeeping is kept proportionate to the learning (on the digits an epoch of 16 
 `validate_every` training steps (rounded up to whole epochs, so the history stays deterministic)
 and the checkpoint is written at the end of an epoch once `checkpoint_every` seconds or steps have
 passed. The last epoch always validates and checkpoints. Each epoch's record splits its wall time
-into `train_seconds`, `valid_seconds` and `checkpoint_seconds`.
+into `step_seconds` (the training steps), `valid_seconds` and `checkpoint_seconds`.
 """
 from __future__ import annotations
 
@@ -53,8 +53,8 @@ class Checkpoint(keras.callbacks.BackupAndRestore):
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
-        self.restored_epoch = getattr(self.model, "_initial_epoch", None) or 0
-        self.last_epoch, self.last_time = self.restored_epoch, time.perf_counter()
+        self.last_epoch = getattr(self.model, "_initial_epoch", None) or 0  # set by the restore
+        self.last_time = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
         self._current_epoch = epoch + 1
@@ -90,7 +90,7 @@ class EpochRecorder(keras.callbacks.Callback):
         train = clock.train_end - clock.start
         values = {k: float(v) for k, v in (logs or {}).items() if k != "learning_rate"}
         lr = self.model.optimizer.learning_rate
-        values.update(epoch_seconds=time.perf_counter() - clock.start, train_seconds=train,
+        values.update(epoch_seconds=time.perf_counter() - clock.start, step_seconds=train,
                       valid_seconds=clock.valid_seconds or 0.0, checkpoint_seconds=self.checkpoint.seconds,
                       examples_per_sec=self.examples / train,
                       learning_rate=float(keras.ops.convert_to_numpy(lr)))
