@@ -110,8 +110,7 @@ class GenerativeModel(keras.Model):
     def use_xla(self) -> bool:
         """Whether this model's compiled steps use XLA: `jit_compile` when True/False; with "auto",
         on a GPU always (as Keras's own "auto"), on CPU the family's `xla_on_cpu` (measured by
-        `python -m experiments peers --jit on/off`: XLA halves conv throughput on CPU, speeds up
-        small-op MLP and tiny-U-Net steps)."""
+        `python -m experiments peers --jit all`, XLA on/off paired in the same rounds)."""
         if self.hp.jit_compile != "auto":
             return bool(self.hp.jit_compile)
         return bool(tf.config.list_logical_devices("GPU")) or self.xla_on_cpu()

@@ -279,10 +279,6 @@ class RealNVP(GenerativeModel):
         return a, log_det
 
     # --- VAE view ------------------------------------------------------------------------------
-    def xla_on_cpu(self) -> bool:
-        """XLA pays off for the couplings' many small ops (peers benchmark, digits conv couplings: 1.22x)."""
-        return True
-
     def encode(self, x):
         """z = f(logit((x + 1/2) / L)) `[B, D]` (midpoint dequantisation, flat as in `flow_forward`)."""
         x = self.check_input(x)
