@@ -24,3 +24,39 @@ def test_discretized_logistic_centres_on_every_level_and_sums_to_one(levels):
     assert probs[np.arange(levels), x].min() > 0.9
     np.testing.assert_allclose(pixel_mean("discretized_logistic", params, levels).numpy().ravel(), k,
                                atol=1e-3)
+
+
+@pytest.mark.parametrize("kind,levels", [("bernoulli", 2), ("categorical", 17), ("categorical", 2)])
+def test_fused_pixel_log_prob_equals_the_tfp_distribution(kind, levels):
+    """pixel_log_prob's fused cross-entropy path gives TFP's log_prob, with x broadcast over extra
+    leading (draw) axes of the parameters as the IWAE uses it."""
+    from zoo.distributions import num_params, pixel_distribution
+
+    rng = np.random.default_rng(0)
+    params = tf.constant(rng.normal(0, 3, (3, 4, 5, 6, 2, num_params(kind, levels))), tf.float32)
+    x = rng.integers(0, levels, (4, 5, 6, 2)).astype(np.uint8)  # [B, H, W, C]: broadcasts over 3 draws
+    got = pixel_log_prob(kind, params, x, levels).numpy()  # [3, 4]
+    tiled = np.broadcast_to(x, (3, *x.shape)).astype(np.int32)
+    want = pixel_distribution(kind, params, levels).log_prob(tiled).numpy()
+    assert got.shape == (3, 4)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-3)
+    assert got.max() < 0
+
+
+def test_latent_gaussian_equals_multivariate_normal_diag():
+    """zoo.distributions.gaussian: the log-density and KL of TFP's MultivariateNormalDiag."""
+    import tensorflow_probability as tfp
+
+    from zoo.distributions import gaussian
+
+    tfd = tfp.distributions
+    rng = np.random.default_rng(1)
+    mu, sigma = rng.normal(size=(5, 3)).astype(np.float32), rng.uniform(0.2, 2, (5, 3)).astype(np.float32)
+    z = rng.normal(size=(7, 5, 3)).astype(np.float32)
+    q, mvn = gaussian(mu, sigma), tfd.MultivariateNormalDiag(mu, sigma)
+    prior, mvn_prior = gaussian(tf.zeros(3), tf.ones(3)), tfd.MultivariateNormalDiag(tf.zeros(3), tf.ones(3))
+    np.testing.assert_allclose(q.log_prob(z).numpy(), mvn.log_prob(z).numpy(), rtol=1e-5)
+    kl = tfd.kl_divergence(q, prior).numpy()  # [5]
+    np.testing.assert_allclose(kl, tfd.kl_divergence(mvn, mvn_prior).numpy(), rtol=1e-5)
+    closed = 0.5 * (mu ** 2 + sigma ** 2 - 1 - 2 * np.log(sigma)).sum(-1)
+    np.testing.assert_allclose(kl, closed, rtol=1e-5)

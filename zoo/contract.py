@@ -84,7 +84,7 @@ class GenerativeModel(keras.Model):
         self.num_dims = int(np.prod(self.data_shape))
         self.seed_generator = keras.random.SeedGenerator(self.hp.seed)  # training noise
         self.replay_generator = keras.random.SeedGenerator(0)  # reset by an explicit `seed=`
-        self.trackers = {n: keras.metrics.Mean(name=n) for n in ("loss",) + tuple(self.term_names)}
+        self.trackers = {n: keras.metrics.Mean(name=n) for n in self.term_names}  # `loss` is their sum
         self._lw_fn = None
 
     @property
@@ -310,12 +310,14 @@ class GenerativeModel(keras.Model):
         labels = data[1] if self.needs_labels and len(data) > 1 else None
         return data[0], None if labels is None else tf.cast(labels, tf.int32)
 
-    def _track(self, terms, loss=None):
-        """Update the trackers with the batch means; returns the logs `fit` prints."""
-        self.trackers["loss"].update_state(self.mean_nll(terms) if loss is None else loss)
+    def _track(self, terms):
+        """Update each term's tracker with its batch mean; returns the logs `fit` prints: the terms'
+        running means and `loss`, their sum (the running mean of the negative bound, no tracker of
+        its own: one fewer per step)."""
         for name, value in terms.items():
             self.trackers[name].update_state(tf.reduce_mean(value))
-        return {name: t.result() for name, t in self.trackers.items()}
+        logs = {name: t.result() for name, t in self.trackers.items()}
+        return {"loss": tf.add_n(list(logs.values())), **logs}
 
     def train_step(self, data):
         x, labels = self._unpack(data)

@@ -1,7 +1,7 @@
 """Discrete pixel likelihoods p(x | params) over `levels` integer values, built from TFP.
 
 One place for every family's per-pixel output distribution, so each reports log-probabilities of
-the same discrete data:
+the same discrete data (and for the latent Gaussian of the latent-variable families):
 
     bernoulli              levels == 2, one logit per sub-pixel
     categorical            a softmax over the levels ("softmax loss at each pixel")
@@ -22,6 +22,13 @@ from zoo.registry import unknown_key_error
 tfd = tfp.distributions
 PixelLaw = Literal["auto", "bernoulli", "categorical", "discretized_logistic"]  # a config's `decoder` field
 PIXEL_LAWS = get_args(PixelLaw)[1:]
+
+
+def gaussian(loc, scale):
+    """The latent Gaussian N(loc, diag scale^2), event shape [d]: TFP's Independent Normal, whose
+    log-density and KL are elementwise (the values of MultivariateNormalDiag without its
+    LinearOperator maths, cheaper each step)."""
+    return tfd.Independent(tfd.Normal(loc, scale), reinterpreted_batch_ndims=1)
 
 
 def resolve_kind(kind: str, levels: int) -> str:
@@ -55,10 +62,21 @@ def pixel_distribution(kind: str, params, levels: int) -> tfd.Distribution:
 
 
 def pixel_log_prob(kind: str, params, x, levels: int):
-    """log p(x | params) in nats, summed over pixels: `[...]` (x uint8 `[B, H, W, C]` broadcasts)."""
-    dist = pixel_distribution(kind, params, levels)
-    x = tf.cast(x, tf.float32 if kind == "discretized_logistic" else tf.int32)
-    return dist.log_prob(x)
+    """log p(x | params) in nats, summed over pixels: `[...]` (x uint8 `[B, H, W, C]` broadcasts).
+
+    Bernoulli and categorical take TF's fused cross-entropy kernels on x broadcast to the parameters'
+    batch shape: the same value as `pixel_distribution(...).log_prob(x)` (a test holds them equal),
+    without TFP's broadcast of the logits to x's shape, which costs a copy of them each step."""
+    if kind == "discretized_logistic":
+        return pixel_distribution(kind, params, levels).log_prob(tf.cast(x, tf.float32))
+    if kind == "bernoulli":
+        logits = params[..., 0]  # [..., H, W, C]
+        labels = tf.broadcast_to(tf.cast(x, logits.dtype), tf.shape(logits))
+        nll = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)
+    else:
+        labels = tf.broadcast_to(tf.cast(x, tf.int32), tf.shape(params)[:-1])
+        nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=params)
+    return -tf.reduce_sum(nll, axis=[-3, -2, -1])
 
 
 def pixel_sample(kind: str, params, levels: int, seed):

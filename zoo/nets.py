@@ -19,13 +19,13 @@ def _downsample_steps(data_shape, stages: int) -> int:
     return stages
 
 
-def mlp(in_shape, out_shape, hidden, activation, name):
-    """Flatten -> Dense(h) for h in hidden -> Dense(prod(out_shape)) -> Reshape(out_shape)."""
+def mlp(in_shape, out_shape, hidden, activation, name, out_activation=None):
+    """Flatten -> Dense(h) for h in hidden -> Dense(prod(out_shape), out_activation) -> Reshape(out_shape)."""
     x = inp = keras.Input(tuple(in_shape))
     x = layers.Flatten()(x)
     for i, width in enumerate(hidden):
         x = layers.Dense(width, activation=activation, name=f"dense_{i}")(x)
-    x = layers.Dense(math.prod(out_shape), name="out")(x)
+    x = layers.Dense(math.prod(out_shape), activation=out_activation, name="out")(x)
     return keras.Model(inp, layers.Reshape(tuple(out_shape))(x), name=name)
 
 
@@ -41,8 +41,10 @@ def conv_encoder(data_shape, out_dim, channels, hidden, activation, name):
     return keras.Model(inp, layers.Dense(out_dim, name="out")(x), name=name)
 
 
-def conv_decoder(in_dim, data_shape, params_per_pixel, channels, hidden, activation, name):
-    """[B, in_dim] -> Dense -> [B, H/2^s, W/2^s, ch] -> transposed convs -> [B, H, W, C, P]."""
+def conv_decoder(in_dim, data_shape, params_per_pixel, channels, hidden, activation, name,
+                 out_activation=None):
+    """[B, in_dim] -> Dense -> [B, H/2^s, W/2^s, ch] -> transposed convs -> [B, H, W, C, P], or
+    `[B, H, W, C]` for `params_per_pixel` None (one value per sub-pixel, e.g. a GAN's image)."""
     s = _downsample_steps(data_shape, len(channels))
     h, w, c = data_shape
     x = inp = keras.Input((in_dim,))
@@ -53,5 +55,8 @@ def conv_decoder(in_dim, data_shape, params_per_pixel, channels, hidden, activat
     for i, ch in enumerate(reversed(channels)):
         x = layers.Conv2DTranspose(ch, 3, strides=2, padding="same", activation=activation,
                                    name=f"deconv_{i}")(x)
-    x = layers.Conv2D(c * params_per_pixel, 3, padding="same", name="out")(x)
+    x = layers.Conv2D(c * (params_per_pixel or 1), 3, padding="same", activation=out_activation,
+                      name="out")(x)
+    if params_per_pixel is None:
+        return keras.Model(inp, x, name=name)
     return keras.Model(inp, layers.Reshape((h, w, c, params_per_pixel))(x), name=name)

@@ -33,6 +33,7 @@ import tensorflow_probability as tfp
 from zoo import nets
 from zoo.ais import ais_log_prob
 from zoo.contract import GenerativeModel, ModelConfig
+from zoo.distributions import gaussian
 from zoo.registry import added_field, register
 
 tfd = tfp.distributions
@@ -72,15 +73,16 @@ class GAN(GenerativeModel):
             raise ValueError(f"d_steps must be >= 1, got {hp.d_steps}")
         d, hidden = hp.latent_dim, [hp.width] * hp.depth
         if hp.network == "mlp":
-            self.generator = nets.mlp((d,), self.data_shape, hidden, "relu", "generator")
+            self.generator = nets.mlp((d,), self.data_shape, hidden, "relu", "generator",
+                                      out_activation="tanh")
             self.discriminator = nets.mlp(self.data_shape, (1,), hidden, "leaky_relu", "discriminator")
         else:
-            self.generator = nets.conv_decoder(d, self.data_shape, 1, hp.channels, [], "relu", "generator")
+            self.generator = nets.conv_decoder(d, self.data_shape, None, hp.channels, [], "relu", "generator",
+                                               out_activation="tanh")
             self.discriminator = nets.conv_encoder(self.data_shape, 1, hp.channels, [], "leaky_relu",
                                                    "discriminator")
-        self.prior = tfd.MultivariateNormalDiag(loc=tf.zeros([d]), scale_diag=tf.ones([d]))
-        self.trackers = {n: keras.metrics.Mean(name=n)
-                         for n in ("loss", "d_loss", "g_loss", "d_real", "d_fake")}
+        self.prior = gaussian(tf.zeros([d]), tf.ones([d]))  # p(z) = N(0, I)
+        self.trackers = {n: keras.metrics.Mean(name=n) for n in ("d_loss", "g_loss", "d_real", "d_fake")}
         self._ais_fns = {}
         self.built = True
 
@@ -123,7 +125,7 @@ class GAN(GenerativeModel):
 
     def generate(self, z):
         """G(z) in [-1, 1], `[B, H, W, C]`."""
-        return tf.tanh(tf.reshape(self.generator(z), tf.concat([tf.shape(z)[:1], self.data_shape], 0)))
+        return self.generator(z)  # its last layer ends in tanh
 
     def to_levels(self, g):
         """[-1, 1] -> level units [0, L - 1] (continuous)."""
@@ -136,21 +138,26 @@ class GAN(GenerativeModel):
         return tf.round(self.to_levels(self.generate(self._noise(n, seed))))
 
     # --- losses and training -------------------------------------------------------------------
-    def _blur(self, images):
-        """Instance noise (Sonderby et al. 2017): D cannot win on exact levels that G only nears."""
+    def _instance_noise(self, real, parts):
+        """Instance noise (Sonderby et al. 2017) for `parts` batches shaped like `real`, in one draw
+        (every draw costs a seed update): `[parts * B, H, W, C]` of N(0, s^2), or None when s = 0.
+        D cannot then win on exact levels that G only nears."""
         if not self.hp.instance_noise:
-            return images
-        noise = keras.random.normal(tf.shape(images), seed=self.seed_generator)
-        return images + self.hp.instance_noise * noise
+            return None
+        shape = tf.concat([[parts * tf.shape(real)[0]], tf.shape(real)[1:]], 0)
+        return self.hp.instance_noise * keras.random.normal(shape, seed=self.seed_generator)
 
-    def _d_loss(self, real, fake):
-        """(L_D, mean D(x), mean D(G(z))): probabilities for "ns", critic values for "wgan-gp"."""
-        real, fake = self._blur(real), self._blur(fake)
-        l_real, l_fake = self.discriminator(real)[:, 0], self.discriminator(fake)[:, 0]  # [B]
+    def _d_loss(self, real, fake, noise=None):
+        """(L_D, mean D(x), mean D(G(z))): probabilities for "ns", critic values for "wgan-gp".
+        `noise` `[2B, H, W, C]` (or None) blurs the joined batch [real; fake]."""
+        n = tf.shape(real)[0]
+        joined = tf.concat([real, fake], 0)  # [2B, H, W, C]: one D pass for both
+        logits = tf.reshape(self.discriminator(joined if noise is None else joined + noise), [-1])  # [2B]
+        l_real, l_fake = tf.split(logits, 2)  # [B] each
         if self.hp.loss == "ns":
             loss = tf.reduce_mean(tf.nn.softplus(-l_real) + tf.nn.softplus(l_fake))
             return loss, tf.reduce_mean(tf.sigmoid(l_real)), tf.reduce_mean(tf.sigmoid(l_fake))
-        e = tf.random.stateless_uniform(tf.stack([tf.shape(real)[0], 1, 1, 1]),
+        e = tf.random.stateless_uniform(tf.stack([n, 1, 1, 1]),
                                         keras.random.randint([2], 0, 2 ** 30, seed=self.seed_generator))
         x_hat = e * real + (1.0 - e) * fake  # [B, H, W, C]
         with tf.GradientTape() as tape:
@@ -161,39 +168,50 @@ class GAN(GenerativeModel):
         loss = tf.reduce_mean(l_fake) - tf.reduce_mean(l_real) + self.hp.gp_weight * gradient_penalty
         return loss, tf.reduce_mean(l_real), tf.reduce_mean(l_fake)
 
-    def _g_loss(self, fake):
-        l_fake = self.discriminator(self._blur(fake))[:, 0]
+    def _g_loss(self, fake, noise=None):
+        l_fake = tf.reshape(self.discriminator(fake if noise is None else fake + noise), [-1])  # [B]
         return tf.reduce_mean(tf.nn.softplus(-l_fake) if self.hp.loss == "ns" else -l_fake)
+
+    def _step_noise(self, real, d_steps):
+        """All the random input of a step, two draws: z `[B, d]` for each D step and the G step, and
+        the instance noise of each (`[2B, H, W, C]` for a D step, `[B, H, W, C]` for G, or None)."""
+        n = tf.shape(real)[0]
+        z = tf.split(self._noise((d_steps + 1) * n, self.seed_generator), d_steps + 1)
+        eta = self._instance_noise(real, 2 * d_steps + 1)
+        blur = [None if eta is None else eta[2 * i * n:(2 * i + 2) * n] for i in range(d_steps)]
+        return z, blur + [None if eta is None else eta[2 * d_steps * n:]]
 
     def train_step(self, data):
         x, _ = self._unpack(data)
         real = self.preprocess(x)  # [B, H, W, C]
-        n = tf.shape(real)[0]
+        k = self.hp.d_steps
+        z, noise = self._step_noise(real, k)
         d_vars, g_vars = self.discriminator.trainable_weights, self.generator.trainable_weights
-        for _ in range(self.hp.d_steps):  # k discriminator steps (Goodfellow alg. 1)
-            fake = self.generate(self._noise(n, self.seed_generator))
+        for i in range(k):  # k discriminator steps (Goodfellow alg. 1)
+            fake = self.generate(z[i])
             with tf.GradientTape() as tape:
-                d_loss, d_real, d_fake = self._d_loss(real, fake)
+                d_loss, d_real, d_fake = self._d_loss(real, fake, noise[i])
             self.d_optimizer.apply(tape.gradient(d_loss, d_vars), d_vars)
         with tf.GradientTape() as tape:  # one generator step
-            g_loss = self._g_loss(self.generate(self._noise(n, self.seed_generator)))
+            g_loss = self._g_loss(self.generate(z[k]), noise[k])
         self.g_optimizer.apply(tape.gradient(g_loss, g_vars), g_vars)
         return self._record(d_loss, g_loss, d_real, d_fake)
 
     def test_step(self, data):
         x, _ = self._unpack(data)
         real = self.preprocess(x)
-        fake = self.generate(self._noise(tf.shape(real)[0], self.seed_generator))
-        d_loss, d_real, d_fake = self._d_loss(real, fake)
-        return self._record(d_loss, self._g_loss(fake), d_real, d_fake)
+        (z, _), (d_noise, g_noise) = self._step_noise(real, 1)
+        fake = self.generate(z)
+        d_loss, d_real, d_fake = self._d_loss(real, fake, d_noise)
+        return self._record(d_loss, self._g_loss(fake, g_noise), d_real, d_fake)
 
     def _record(self, d_loss, g_loss, d_real, d_fake):
         """Trackers; `loss` = d_loss + g_loss is only a NaN watch, not a quantity to minimise."""
-        values = {"loss": d_loss + g_loss, "d_loss": d_loss, "g_loss": g_loss,
-                  "d_real": d_real, "d_fake": d_fake}
+        values = {"d_loss": d_loss, "g_loss": g_loss, "d_real": d_real, "d_fake": d_fake}
         for name, value in values.items():
             self.trackers[name].update_state(value)
-        return {name: t.result() for name, t in self.trackers.items()}
+        logs = {name: t.result() for name, t in self.trackers.items()}
+        return {"loss": logs["d_loss"] + logs["g_loss"], **logs}
 
     # --- likelihood: AIS on the discretised Gaussian observation model --------------------------
     def log_px_z(self, z, x, obs_sigma):

@@ -19,7 +19,15 @@ import tensorflow_probability as tfp
 
 from zoo import nets
 from zoo.contract import GenerativeModel, ModelConfig
-from zoo.distributions import PixelLaw, num_params, pixel_log_prob, pixel_mean, pixel_sample, resolve_kind
+from zoo.distributions import (
+    PixelLaw,
+    gaussian,
+    num_params,
+    pixel_log_prob,
+    pixel_mean,
+    pixel_sample,
+    resolve_kind,
+)
 from zoo.registry import register
 
 tfd = tfp.distributions
@@ -62,7 +70,7 @@ class VAE(GenerativeModel):
                                              "encoder")
             self.decoder = nets.conv_decoder(d, self.data_shape, p, hp.channels, hidden, hp.activation,
                                              "decoder")
-        self.prior = tfd.MultivariateNormalDiag(loc=tf.zeros([d]), scale_diag=tf.ones([d]))
+        self.prior = gaussian(tf.zeros([d]), tf.ones([d]))
         self.built = True
 
     # --- networks ------------------------------------------------------------------------------
@@ -93,7 +101,7 @@ class VAE(GenerativeModel):
     def _components(self, x, n, seed):
         """n reparameterised draws z_i ~ q(z|x): log p(x|z_i), log p(z_i), log q(z_i|x), each `[n, B]`."""
         mu, sigma = self._posterior(x)
-        q = tfd.MultivariateNormalDiag(loc=mu, scale_diag=sigma)  # batch [B], event [d]
+        q = gaussian(mu, sigma)  # batch [B], event [d]
         eps = keras.random.normal(tf.concat([[n], tf.shape(mu)], 0), seed=seed)  # [n, B, d]
         z = mu + sigma * eps
         return self._log_px_z(z, x), self.prior.log_prob(z), q.log_prob(z), q
