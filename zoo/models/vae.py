@@ -73,6 +73,11 @@ class VAE(GenerativeModel):
         self.prior = gaussian(tf.zeros([d]), tf.ones([d]))
         self.built = True
 
+    def xla_on_cpu(self) -> bool:
+        """XLA pays off for the dense networks, not the convolutional ones (`peers --jit all` on the
+        digits, XLA on/off paired: MLP VAE 1.23x, IWAE 1.22x; conv VAE 0.86x)."""
+        return self.hp.network == "mlp"
+
     # --- networks ------------------------------------------------------------------------------
     def preprocess(self, x):
         """uint8 levels -> float in [-1, 1]."""
