@@ -24,7 +24,8 @@ from typing import Literal
 
 import yaml
 
-from zoo.registry import added_field, config_dict, make_config
+from zoo.registry import added_field, config_dict, make_config, where_field
+from zoo.vocabulary import Precision, Strategy
 
 
 @dataclasses.dataclass
@@ -45,6 +46,12 @@ class TrainConfig:
     # the BackupAndRestore checkpoint, at the end of the first epoch after N steps or "30s" of
     # training (or "epoch"); resuming restarts at that epoch boundary. The last epoch always saves.
     checkpoint_every: int | str = added_field("30s")
+    # tf.distribute (zoo.distribute): auto, default, mirrored or multi_worker; batch_size is the global
+    # batch. Where a run trains, not what: not in the run key (`run --strategy` overrides it)
+    strategy: Strategy = where_field("auto")
+    # Keras mixed precision for training (float16 with loss scaling); the likelihoods, the final
+    # logits and every reported number stay float32 (the runner evaluates a float32 copy)
+    precision: Precision = added_field("float32")
 
     def __post_init__(self):
         self.checkpoint_rule()

@@ -4,7 +4,8 @@ One run = one (model entry, seed). Its directory `<out>/<experiment>/<label>/see
 `model.keras`, `samples.png` + `samples.npy`, `history.csv`, `tensorboard/`, and while training
 `backup/` (BackupAndRestore). The store gets the run row first, each epoch as it ends, then the
 metrics and artifact paths. A run interrupted (killed or crashed) is resumed by running the same
-command again: the store row is reopened and Keras restores the last finished epoch.
+command again: the store row is reopened and Keras restores the last finished epoch. Workers
+(experiments/worker.py) claim runs in the store first, then train each here with `run_one`.
 """
 from __future__ import annotations
 
@@ -118,7 +119,8 @@ def run_one(cfg, spec, seed, dataset, store, out: Path, extra_callbacks=(), tag=
     import keras
 
     import zoo
-    from zoo.training import fit
+    from zoo.distribute import make_strategy
+    from zoo.training import dtype_policy, fit, float32_copy
 
     resolved = cfg.resolved(spec, seed)
     key = run_key(resolved)
@@ -138,15 +140,17 @@ def run_one(cfg, spec, seed, dataset, store, out: Path, extra_callbacks=(), tag=
     print(f"[runner] {tag}: {'resuming' if resumed else 'starting'} as run {run_id} in {run_dir}")
     t0 = time.perf_counter()
     try:
-        keras.utils.set_random_seed(seed)
-        model = zoo.build_model(spec.model, dataset, **{"seed": seed, **spec.hparams})
-        store.update_run(run_id, param_count=int(model.count_params()), likelihood=model.likelihood)
-        if spec.init_from:
-            _init_weights(model, store, cfg, spec.init_from, seed)
         train = cfg.train_for(spec)
-        history = fit(model, dataset, train, run_dir, seed=seed,
-                      on_epoch=lambda epoch, values: store.log_epoch(run_id, epoch, values),
-                      extra_callbacks=extra_callbacks)
+        strategy = make_strategy(train.strategy)  # built, compiled and fitted in its scope
+        keras.utils.set_random_seed(seed)
+        with strategy.scope(), dtype_policy(train.precision):
+            model = zoo.build_model(spec.model, dataset, **{"seed": seed, **spec.hparams})
+            store.update_run(run_id, param_count=int(model.count_params()), likelihood=model.likelihood)
+            if spec.init_from:
+                _init_weights(model, store, cfg, spec.init_from, seed)
+            history = fit(model, dataset, train, run_dir, seed=seed,
+                          on_epoch=lambda epoch, values: store.log_epoch(run_id, epoch, values),
+                          extra_callbacks=extra_callbacks)
         losses = history.history.get("loss", [])
         if losses and not np.all(np.isfinite(losses)):
             store.finish_run(run_id, "DIVERGED", error=f"training loss became {losses[-1]} at epoch "
@@ -155,6 +159,7 @@ def run_one(cfg, spec, seed, dataset, store, out: Path, extra_callbacks=(), tag=
             print(f"[runner] {tag}: DIVERGED (training loss {losses[-1]})")
             return run_id
         trained = time.perf_counter() - t0
+        model = float32_copy(model)  # evaluated in float32 whatever the training precision
         _save_outputs(cfg, spec, model, dataset, store, run_id, run_dir, seed)
         store.finish_run(run_id, "FINISHED", wall_time=earlier + time.perf_counter() - t0)
         total = time.perf_counter() - t0

@@ -40,3 +40,66 @@ def digits():
     from zoo import data
 
     return _read_only(data.load("digits"))
+
+
+def _postgres_bin() -> Path | None:
+    """The folder of Debian's PostgreSQL server programs (initdb, pg_ctl), the newest version."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
+    return found[-1].parent if found else None
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throwaway PostgreSQL server for this test process: initdb in a temporary folder, started on a
+    free local port (socket in that folder too), stopped and removed at the end. Yields the URL of its
+    `postgres` database. As root, the server runs as the `postgres` user (it refuses root). Skips with a
+    message when PostgreSQL is not installed (`apt-get install postgresql`; .ci/run does it)."""
+    import shutil
+    import socket
+    import subprocess
+    import tempfile
+
+    bindir = _postgres_bin()
+    if bindir is None:
+        pytest.skip("PostgreSQL is not installed (Debian: apt-get install postgresql; .ci/run installs it)")
+    root = Path(tempfile.mkdtemp(prefix="zoo-pg-"))  # not tmp_path: the postgres user must reach it
+    as_user = []
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data, log = root / "data", root / "server.log"
+    run = dict(check=True, capture_output=True, text=True, timeout=120)
+    try:
+        subprocess.run(as_user + [str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "zoo",
+                                  "--no-sync", "-E", "UTF8"], **run)
+        subprocess.run(as_user + [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-o",
+                                  f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
+                                  f"-c max_connections=50", "start"], **run)
+    except subprocess.CalledProcessError as err:
+        tail = log.read_text()[-2000:] if log.exists() else ""
+        shutil.rmtree(root, ignore_errors=True)
+        pytest.fail(f"PostgreSQL did not start: {err.stderr or err.stdout}\n{tail}")
+    try:
+        yield f"postgresql+psycopg://zoo@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(as_user + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                       capture_output=True, timeout=120)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_db(postgres_server):
+    """A fresh, empty database on the session's PostgreSQL server; its URL."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(postgres_server, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    engine.dispose()
+    return postgres_server.rsplit("/", 1)[0] + f"/{name}"

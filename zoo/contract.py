@@ -34,6 +34,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from zoo.distribute import ReplicaSeedGenerator, num_replicas, replica_scaled, step_logs
 from zoo.registry import make_config, unknown_key_error
 from zoo.vocabulary import LIKELIHOOD_KINDS  # noqa: F401  (re-exported: the contract's kinds)
 
@@ -82,7 +83,7 @@ class GenerativeModel(keras.Model):
         self.levels = int(levels)
         self.hp = make_config(self.Config, f"{self.registry_name} hyper-parameter", **hparams)
         self.num_dims = int(np.prod(self.data_shape))
-        self.seed_generator = keras.random.SeedGenerator(self.hp.seed)  # training noise
+        self.seed_generator = ReplicaSeedGenerator(self.hp.seed)  # training noise (distinct per replica)
         self.replay_generator = keras.random.SeedGenerator(0)  # reset by an explicit `seed=`
         self.trackers = {n: keras.metrics.Mean(name=n) for n in self.term_names}  # `loss` is their sum
         self._lw_fn = None
@@ -110,10 +111,12 @@ class GenerativeModel(keras.Model):
     def use_xla(self) -> bool:
         """Whether this model's compiled steps use XLA: `jit_compile` when True/False; with "auto",
         on a GPU always (as Keras's own "auto"), on CPU the family's `xla_on_cpu` (measured by
-        `python -m experiments peers --jit all`, XLA on/off paired in the same rounds)."""
+        `python -m experiments peers --jit all`, XLA on/off paired in the same rounds) on one replica."""
         if self.hp.jit_compile != "auto":
             return bool(self.hp.jit_compile)
-        return bool(tf.config.list_logical_devices("GPU")) or self.xla_on_cpu()
+        if tf.config.list_logical_devices("GPU"):
+            return True
+        return self.xla_on_cpu() and num_replicas() == 1  # XLA cannot span logical CPU replicas
 
     @property
     def xla_for_loops(self) -> bool:
@@ -129,6 +132,15 @@ class GenerativeModel(keras.Model):
     def learning_rate(initial: float, lr_schedule=None):
         """`initial`, or the schedule `lr_schedule(initial)` starting from it."""
         return initial if lr_schedule is None else lr_schedule(initial)
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Keras's pre-build under tf.distribute all-reduces a data batch (a collective that refuses
+        uint8 across workers) to trace the model; every zoo model makes its weights in `__init__`,
+        so only the optimizer is left to build, in the strategy's scope (as Keras would)."""
+        if self.optimizer is not None and not self.optimizer.built:
+            with self.distribute_strategy.scope():
+                self.optimizer.build(self.trainable_variables)
+        self._post_build()
 
     # --- input handling ------------------------------------------------------------------------
     def check_input(self, x):
@@ -317,13 +329,16 @@ class GenerativeModel(keras.Model):
         for name, value in terms.items():
             self.trackers[name].update_state(tf.reduce_mean(value))
         logs = {name: t.result() for name, t in self.trackers.items()}
-        return {"loss": tf.add_n(list(logs.values())), **logs}
+        return step_logs({"loss": tf.add_n(list(logs.values())), **logs})
 
     def train_step(self, data):
+        """One step on a replica's share of the global batch: its mean loss scaled by 1/replicas
+        (`zoo.distribute.replica_scaled`) and by the optimizer's loss scale (mixed float16)."""
         x, labels = self._unpack(data)
         with tf.GradientTape() as tape:
             loss, terms = self._training_loss(x, labels)
-        self.optimizer.apply(tape.gradient(loss, self.trainable_weights), self.trainable_weights)
+            scaled = self.optimizer.scale_loss(replica_scaled(loss))
+        self.optimizer.apply(tape.gradient(scaled, self.trainable_weights), self.trainable_weights)
         return self._track(terms)
 
     def test_step(self, data):

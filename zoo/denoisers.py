@@ -8,6 +8,8 @@ import keras
 import tensorflow as tf
 from keras import layers
 
+from zoo.nets import OUT
+
 
 def time_features(t, dim):
     """Sinusoidal embedding of 1000 t (Vaswani et al. / DDPM) for t in [0, 1], `[B] -> [B, dim]`."""
@@ -32,9 +34,9 @@ def mlp_net(data_shape, params, width, depth, time_dim, act, name):
             layers.LayerNormalization(name=f"norm{i}")(h))
         r = layers.Add()([r, layers.Dense(width, name=f"res{i}_t")(temb)])
         h = layers.Add()([h, layers.Dense(width, name=f"res{i}_b")(layers.Activation(act)(r))])
-    out = layers.Dense(math.prod(data_shape) * params, kernel_initializer="zeros", name="out")(
+    out = layers.Dense(math.prod(data_shape) * params, kernel_initializer="zeros", dtype=OUT, name="out")(
         layers.Activation(act)(h))
-    return keras.Model([z, te], layers.Reshape((*data_shape, params))(out), name=name)
+    return keras.Model([z, te], layers.Reshape((*data_shape, params), dtype=OUT)(out), name=name)
 
 
 def _groups(ch):
@@ -84,5 +86,5 @@ def unet(data_shape, params, channels, res_blocks, attention, time_dim, act, nam
         if lvl:
             x = layers.Conv2D(ch, 3, padding="same", name=f"up{lvl}")(layers.UpSampling2D(2)(x))
     x = layers.Activation(act)(layers.GroupNormalization(_groups(channels[0]), name="out_n")(x))
-    out = layers.Conv2D(c * params, 3, padding="same", kernel_initializer="zeros", name="out")(x)
-    return keras.Model([z, te], layers.Reshape((h_, w_, c, params))(out), name=name)
+    out = layers.Conv2D(c * params, 3, padding="same", kernel_initializer="zeros", dtype=OUT, name="out")(x)
+    return keras.Model([z, te], layers.Reshape((h_, w_, c, params), dtype=OUT)(out), name=name)

@@ -10,6 +10,10 @@ import math
 import keras
 from keras import layers
 
+# The dtype of every network's output layer (and the reshape after it): under a mixed-precision
+# policy the hidden layers compute in bfloat16 / float16, the logits and parameters in float32.
+OUT = "float32"
+
 
 def _downsample_steps(data_shape, stages: int) -> int:
     h, w, _ = data_shape
@@ -25,8 +29,8 @@ def mlp(in_shape, out_shape, hidden, activation, name, out_activation=None):
     x = layers.Flatten()(x)
     for i, width in enumerate(hidden):
         x = layers.Dense(width, activation=activation, name=f"dense_{i}")(x)
-    x = layers.Dense(math.prod(out_shape), activation=out_activation, name="out")(x)
-    return keras.Model(inp, layers.Reshape(tuple(out_shape))(x), name=name)
+    x = layers.Dense(math.prod(out_shape), activation=out_activation, dtype=OUT, name="out")(x)
+    return keras.Model(inp, layers.Reshape(tuple(out_shape), dtype=OUT)(x), name=name)
 
 
 def conv_encoder(data_shape, out_dim, channels, hidden, activation, name):
@@ -38,7 +42,7 @@ def conv_encoder(data_shape, out_dim, channels, hidden, activation, name):
     x = layers.Flatten()(x)
     for i, width in enumerate(hidden):
         x = layers.Dense(width, activation=activation, name=f"dense_{i}")(x)
-    return keras.Model(inp, layers.Dense(out_dim, name="out")(x), name=name)
+    return keras.Model(inp, layers.Dense(out_dim, dtype=OUT, name="out")(x), name=name)
 
 
 def conv_decoder(in_dim, data_shape, params_per_pixel, channels, hidden, activation, name,
@@ -56,7 +60,7 @@ def conv_decoder(in_dim, data_shape, params_per_pixel, channels, hidden, activat
         x = layers.Conv2DTranspose(ch, 3, strides=2, padding="same", activation=activation,
                                    name=f"deconv_{i}")(x)
     x = layers.Conv2D(c * (params_per_pixel or 1), 3, padding="same", activation=out_activation,
-                      name="out")(x)
+                      dtype=OUT, name="out")(x)
     if params_per_pixel is None:
         return keras.Model(inp, x, name=name)
-    return keras.Model(inp, layers.Reshape((h, w, c, params_per_pixel))(x), name=name)
+    return keras.Model(inp, layers.Reshape((h, w, c, params_per_pixel), dtype=OUT)(x), name=name)

@@ -58,11 +58,18 @@ def added_field(default, **kwargs):
     return dataclasses.field(default=default, metadata={"key_when_set": True}, **kwargs)
 
 
+def where_field(default, **kwargs):
+    """A config field saying where a run trains, not what it computes (e.g. the tf.distribute
+    strategy): never in `config_dict`, so a run keeps its key on any machine."""
+    return dataclasses.field(default=default, metadata={"never_in_key": True}, **kwargs)
+
+
 def config_dict(cfg) -> dict:
-    """`dataclasses.asdict(cfg)` without the `added_field`s still at their defaults."""
+    """`dataclasses.asdict(cfg)` without the `added_field`s still at their defaults and without the
+    `where_field`s."""
     out = dataclasses.asdict(cfg)
     for f in dataclasses.fields(cfg):
-        if f.metadata.get("key_when_set") and out[f.name] == f.default:
+        if f.metadata.get("never_in_key") or (f.metadata.get("key_when_set") and out[f.name] == f.default):
             del out[f.name]
     return out
 

@@ -1,9 +1,13 @@
 """The results store: the only reader/writer of runs, metrics, per-epoch history and artifacts.
 
-SQLite by default (`experiments/results.sqlite`), any SQLAlchemy URL otherwise. Every write is its
-own transaction, so whatever was recorded survives a later crash. Readers return pandas frames.
+SQLite by default (`experiments/results.sqlite`, WAL journal and a busy timeout, so processes on one
+machine share it), PostgreSQL (psycopg) for workers on several machines. Every write is its own
+transaction, so whatever was recorded survives a later crash. Readers return pandas frames.
 Typical use: `open_store()` -> `start_run` / `find_resumable` + `resume_run` -> `log_epoch`,
-`log_metrics`, `log_artifact` -> `finish_run`. No TensorFlow here: the dashboard imports this.
+`log_metrics`, `log_artifact` -> `finish_run`. Workers: `add_pending` -> `claim_run` -> the same.
+A RUNNING run is claimed by `owner` until `lease_expires`; each write of the run (each epoch at least)
+renews the lease, and a lapsed claim may be taken by another worker. The schema is kept by Alembic
+(zoo/migrations/), upgraded on open. No TensorFlow here: the dashboard imports this.
 """
 from __future__ import annotations
 
@@ -11,17 +15,22 @@ import datetime as dt
 import json
 import math
 import os
+import socket
+import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
 import sqlalchemy as sa
 
-STATUSES = ("RUNNING", "FINISHED", "FAILED", "DIVERGED")
+STATUSES = ("PENDING", "RUNNING", "FINISHED", "FAILED", "DIVERGED")
 FINAL_STATUSES = ("FINISHED", "FAILED", "DIVERGED")
-RESUMABLE_STATUSES = ("RUNNING", "FAILED")
+RESUMABLE_STATUSES = ("PENDING", "RUNNING", "FAILED")
 MAX_ERROR_CHARS = 20_000
+DEFAULT_LEASE = 600.0  # seconds a claim lasts after its last heartbeat (each epoch, each recorded metric)
 DEFAULT_DB = Path(__file__).resolve().parent.parent / "experiments" / "results.sqlite"
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+BASELINE = "0001"  # the schema stores had before Alembic (metadata.create_all): stamped, then upgraded
 
 metadata = sa.MetaData()
 C = sa.Column
@@ -36,6 +45,7 @@ runs_table = sa.Table(
     C("wall_time", sa.Float), C("param_count", sa.Integer), C("code_version", sa.String),
     C("out_dir", sa.String), C("error", sa.Text), C("attempts", sa.Integer, nullable=False, default=1),
     C("epochs_done", sa.Integer, nullable=False, default=0),
+    C("owner", sa.String), C("lease_expires", sa.DateTime),  # who holds a RUNNING run, until when
 )
 
 
@@ -77,6 +87,10 @@ def _plain(v):
     return v.item() if hasattr(v, "item") else v
 
 
+class StoreError(RuntimeError):
+    """A store that cannot be opened: the message names the problem and the fix."""
+
+
 def _match(col, v):
     """`col == v`, or `col IN v` for any non-string iterable (list, array, Series)."""
     if isinstance(v, Iterable) and not isinstance(v, str):
@@ -87,19 +101,37 @@ def _match(col, v):
 class Store:
     """A results database. Build with `open_store`; `url` is the resolved SQLAlchemy URL."""
 
-    def __init__(self, url: str):
-        self.url = url
-        u = sa.make_url(url)
-        kwargs = {}
-        if u.get_backend_name() == "sqlite":
-            kwargs["connect_args"] = {"timeout": 30}  # busy timeout: several processes share one file
-            if u.database and u.database != ":memory:" and not u.database.startswith("file:"):
-                Path(u.database).parent.mkdir(parents=True, exist_ok=True)
-        self.engine = sa.create_engine(u, **kwargs)
-        try:
-            metadata.create_all(self.engine)
-        except sa.exc.OperationalError:  # another process created the tables in between
-            metadata.create_all(self.engine)
+    def __init__(self, url: str, lease: float = DEFAULT_LEASE):
+        self.url, self.lease = url, float(lease)
+        self.shown_url = sa.make_url(url).render_as_string(hide_password=True)  # for messages
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.engine = _engine(url)
+        self._migrate()
+
+    def _write(self):
+        """A write transaction; on SQLite `BEGIN IMMEDIATE`, so writers queue on the busy timeout."""
+        return self.engine.execution_options(zoo_write=True).begin()
+
+    def _migrate(self) -> None:
+        """Upgrade the schema to Alembic's head, one process at a time; a store made before Alembic
+        (tables, no alembic_version) is stamped as BASELINE first, so its rows are kept."""
+        from alembic import command
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
+        cfg = alembic_config()
+        head = ScriptDirectory.from_config(cfg).get_current_head()
+        with self.engine.connect() as conn:
+            if MigrationContext.configure(conn).get_current_revision() == head:
+                return
+        with self._write() as conn:
+            if conn.dialect.name == "postgresql":  # SQLite: BEGIN IMMEDIATE already serializes
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(7212345)"))
+            cfg.attributes["connection"] = conn
+            if MigrationContext.configure(conn).get_current_revision() is None \
+                    and sa.inspect(conn).has_table("runs"):
+                command.stamp(cfg, BASELINE)
+            command.upgrade(cfg, "head")
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -109,17 +141,77 @@ class Store:
                   config: dict, run_key: str, likelihood: str | None = None,
                   code_version: str | None = None, out_dir: str | None = None,
                   param_count: int | None = None) -> int:
-        """Insert a RUNNING run and return its run_id."""
+        """Insert a RUNNING run, claimed by this store's owner, and return its run_id."""
         row = dict(experiment=experiment, model=model, label=label, dataset=dataset, seed=int(seed),
                    status="RUNNING", run_key=run_key, config=json.dumps(config, sort_keys=True, default=str),
                    likelihood=likelihood, started_at=_now(), code_version=code_version,
                    out_dir=None if out_dir is None else str(out_dir),
-                   param_count=None if param_count is None else int(param_count), attempts=1, epochs_done=0)
-        with self.engine.begin() as conn:
+                   param_count=None if param_count is None else int(param_count), attempts=1, epochs_done=0,
+                   owner=self.owner, lease_expires=self._lease_end())
+        with self._write() as conn:
             return conn.execute(runs_table.insert().values(**row)).inserted_primary_key[0]
 
+    def add_pending(self, runs: list[dict]) -> list[int]:
+        """Enter runs (`start_run` keywords; `out_dir` may hold "{run_id}") as PENDING, each run_key once.
+
+        One transaction, one process at a time: a key whose latest run FAILED goes back to PENDING (a
+        retry); a key with a PENDING, RUNNING, FINISHED or DIVERGED run is left alone. Returns the run
+        ids in order.
+        """
+        r, ids = runs_table.c, []
+        with self._write() as conn:
+            if conn.dialect.name == "postgresql":  # two workers entering the same grid: one waits
+                conn.execute(sa.text("LOCK TABLE runs IN SHARE ROW EXCLUSIVE MODE"))
+            for run in runs:
+                latest = conn.execute(sa.select(r.run_id, r.status).where(r.run_key == run["run_key"])
+                                      .order_by(r.run_id.desc()).limit(1)).first()
+                if latest is not None:
+                    if latest.status == "FAILED":
+                        conn.execute(runs_table.update().where(r.run_id == latest.run_id)
+                                     .values(status="PENDING", owner=None, lease_expires=None))
+                    ids.append(latest.run_id)
+                    continue
+                out_dir = run.get("out_dir")
+                row = dict(run, seed=int(run["seed"]), status="PENDING", started_at=_now(), attempts=0,
+                           epochs_done=0, config=json.dumps(run["config"], sort_keys=True, default=str),
+                           out_dir=None)
+                rid = conn.execute(runs_table.insert().values(**row)).inserted_primary_key[0]
+                if out_dir is not None:
+                    conn.execute(runs_table.update().where(r.run_id == rid)
+                                 .values(out_dir=str(out_dir).format(run_id=rid)))
+                ids.append(rid)
+        return ids
+
+    def claim_run(self, run_keys: Iterable[str]) -> int | None:
+        """Take one run with a key in `run_keys` that is PENDING, or RUNNING with a lapsed lease: a
+        conditional UPDATE, so exactly one claimant wins it. Returns its run_id (now RUNNING, owned by
+        this store until the lease ends), or None when there is nothing to claim."""
+        r, now = runs_table.c, _now()
+        claimable = sa.or_(r.status == "PENDING", sa.and_(
+            r.status == "RUNNING", sa.or_(r.lease_expires.is_(None), r.lease_expires < now)))
+        query = sa.select(r.run_id).where(_match(r.run_key, list(run_keys)), claimable).order_by(r.run_id)
+        with self.engine.connect() as conn:
+            candidates = conn.execute(query).scalars().all()
+        for rid in candidates:
+            with self._write() as conn:
+                won = conn.execute(runs_table.update().where(r.run_id == rid, claimable).values(
+                    status="RUNNING", owner=self.owner, lease_expires=self._lease_end(),
+                    started_at=sa.case((r.status == "PENDING", now), else_=r.started_at))).rowcount
+            if won:
+                return rid
+        return None
+
+    def _lease_end(self) -> dt.datetime:
+        return _now() + dt.timedelta(seconds=self.lease)
+
+    def _renew(self, conn, run_id: int) -> None:
+        """The heartbeat: this owner's claim on a RUNNING run lasts another `lease` seconds."""
+        r = runs_table.c
+        conn.execute(runs_table.update().where(r.run_id == int(run_id), r.owner == self.owner,
+                                               r.status == "RUNNING").values(lease_expires=self._lease_end()))
+
     def find_resumable(self, run_key: str) -> int | None:
-        """The latest run with `run_key` that is RUNNING or FAILED, else None."""
+        """The latest run with `run_key` that is PENDING, RUNNING or FAILED, else None."""
         r = runs_table.c
         q = (sa.select(r.run_id).where(r.run_key == run_key, r.status.in_(RESUMABLE_STATUSES))
              .order_by(r.run_id.desc()).limit(1))
@@ -127,8 +219,10 @@ class Store:
             return conn.execute(q).scalar()
 
     def resume_run(self, run_id: int) -> None:
-        """Back to RUNNING, attempts + 1, error cleared; recorded history/metrics are kept."""
-        self._update(run_id, status="RUNNING", attempts=runs_table.c.attempts + 1, error=None, ended_at=None)
+        """Back to RUNNING, claimed by this store, attempts + 1, error cleared; recorded history and
+        metrics are kept. (It takes the run whoever held it: workers claim first with `claim_run`.)"""
+        self._update(run_id, status="RUNNING", attempts=runs_table.c.attempts + 1, error=None, ended_at=None,
+                     owner=self.owner, lease_expires=self._lease_end())
 
     def update_run(self, run_id: int, **fields) -> None:
         """Set any `runs` columns, e.g. `update_run(rid, param_count=123, likelihood="elbo")`."""
@@ -144,9 +238,10 @@ class Store:
             self._update(run_id, **fields)
 
     def log_epoch(self, run_id: int, epoch: int, values: dict[str, float]) -> None:
-        """Record (or re-record) one epoch's values; raises runs.epochs_done to at least epoch + 1."""
+        """Record (or re-record) one epoch's values; raises runs.epochs_done to at least epoch + 1 and
+        renews this owner's lease (the heartbeat)."""
         h, r, epoch = history_table.c, runs_table.c, int(epoch)
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             conn.execute(history_table.delete().where(
                 h.run_id == int(run_id), h.epoch == epoch, h.name.in_(list(values))))
             if values:
@@ -154,6 +249,7 @@ class Store:
                     dict(run_id=int(run_id), epoch=epoch, name=k, value=_num(v)) for k, v in values.items()])
             conn.execute(runs_table.update().where(r.run_id == int(run_id), r.epochs_done < epoch + 1)
                          .values(epochs_done=epoch + 1))
+            self._renew(conn, run_id)
 
     def log_metrics(self, run_id: int, split: str,
                     metrics: dict[str, float] | list[tuple[str, float, str | None]],
@@ -168,18 +264,20 @@ class Store:
                              f"{sorted({n for n in names if names.count(n) > 1})}; "
                              f"give each metric its own name")
         m = metrics_table.c
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             conn.execute(metrics_table.delete().where(
                 m.run_id == int(run_id), m.split == split, m.name.in_([n for n, _, _ in items])))
             conn.execute(metrics_table.insert(), [
                 dict(run_id=int(run_id), split=split, name=n, value=_num(v), kind=k) for n, v, k in items])
+            self._renew(conn, run_id)
 
     def log_artifact(self, run_id: int, name: str, path: str | os.PathLike) -> None:
         """Record (or replace) the path of a named artifact."""
         a = artifacts_table.c
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             conn.execute(artifacts_table.delete().where(a.run_id == int(run_id), a.name == name))
             conn.execute(artifacts_table.insert().values(run_id=int(run_id), name=name, path=str(path)))
+            self._renew(conn, run_id)
 
     def finish_run(self, run_id: int, status: str = "FINISHED", error: str | None = None,
                    wall_time: float | None = None) -> None:
@@ -194,7 +292,7 @@ class Store:
         self._update(run_id, status=status, error=error, ended_at=ended, wall_time=float(wall_time))
 
     def _update(self, run_id: int, **values) -> None:
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             res = conn.execute(runs_table.update().where(runs_table.c.run_id == int(run_id)).values(**values))
         if res.rowcount == 0:
             raise KeyError(f"no run with run_id={run_id} in {self.url}")
@@ -261,12 +359,74 @@ class Store:
         return runs.merge(wide, how="left", left_on="run_id", right_index=True, suffixes=("", "_metric"))
 
 
-def open_store(url: str | os.PathLike | None = None) -> Store:
-    """Open (creating tables if needed) the store at `url`, `$ZOO_DB`, or experiments/results.sqlite.
+def alembic_config():
+    """Alembic's Config for zoo/migrations, built in code (no alembic.ini). A new revision:
+    `alembic.command.revision(alembic_config(), "what changes")`, then edit the file it writes."""
+    from alembic.config import Config
 
-    A bare file path (no "://") is taken as a SQLite file.
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return cfg
+
+
+def _engine(url: str) -> sa.Engine:
+    """The engine for `url`, connected once. Raises StoreError for an unknown scheme, a missing driver or
+    a server that does not answer."""
+    try:
+        u = sa.make_url(url)
+    except sa.exc.ArgumentError:
+        raise StoreError(f"cannot parse the database URL {url!r}; give a SQLite file (a path or "
+                         f"sqlite:///PATH) or postgresql+psycopg://USER@HOST:PORT/DB") from None
+    shown = u.render_as_string(hide_password=True)
+    backend, kwargs = u.get_backend_name(), {}
+    if backend == "sqlite":
+        kwargs["connect_args"] = {"timeout": 30}  # busy timeout: several processes share one file
+        if u.database and u.database != ":memory:" and not u.database.startswith("file:"):
+            try:
+                Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise StoreError(f"cannot create the folder of the store {shown}: {err}; "
+                                 f"give a path in a writable folder") from None
+    elif backend == "postgresql":
+        kwargs["connect_args"] = {"connect_timeout": 10}
+    try:
+        engine = sa.create_engine(u, **kwargs)
+    except sa.exc.NoSuchModuleError:
+        raise StoreError(f"unknown database URL scheme {u.drivername!r} in {shown}; use a SQLite file "
+                         f"(a path or sqlite:///PATH) or postgresql+psycopg://USER@HOST:PORT/DB") from None
+    except ImportError as err:
+        raise StoreError(f"the database driver for {u.drivername!r} is not installed ({err}); for PostgreSQL "
+                         f"pip install 'psycopg[binary]' and use postgresql+psycopg://...") from None
+    if backend == "sqlite":
+        sa.event.listen(engine, "connect", _sqlite_connect)
+        sa.event.listen(engine, "begin", _sqlite_begin)
+    try:
+        engine.connect().close()
+    except sa.exc.OperationalError as err:
+        reason = str(err.orig).strip().splitlines()[0] if err.orig is not None else str(err)
+        fix = ("check the path and its permissions" if backend == "sqlite" else
+               "start the database server or fix host, port, user and database in the URL")
+        raise StoreError(f"cannot open the store {shown}: {reason}; {fix}") from None
+    return engine
+
+
+def _sqlite_connect(dbapi_conn, _record) -> None:
+    """WAL journal (readers never block the writer) and transactions begun by `_sqlite_begin`."""
+    dbapi_conn.isolation_level = None
+    dbapi_conn.execute("PRAGMA journal_mode=WAL")
+
+
+def _sqlite_begin(conn) -> None:
+    """Writes take the write lock up front (waiting on the busy timeout), never upgrade to it midway."""
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("zoo_write") else "BEGIN")
+
+
+def open_store(url: str | os.PathLike | None = None, lease: float = DEFAULT_LEASE) -> Store:
+    """Open (creating or upgrading the schema if needed) the store at `url`, `$ZOO_DB`, or
+    experiments/results.sqlite. A bare file path (no "://") is taken as a SQLite file. `lease`: seconds a
+    claim on a run lasts after its last heartbeat. Raises StoreError when the store cannot be opened.
     """
     url = str(url if url is not None else os.environ.get("ZOO_DB") or DEFAULT_DB)
     if "://" not in url:
         url = f"sqlite:///{Path(url).expanduser().resolve()}"
-    return Store(url)
+    return Store(url, lease)

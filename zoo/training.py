@@ -13,6 +13,7 @@ into `step_seconds` (the training steps), `valid_seconds` and `checkpoint_second
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from pathlib import Path
@@ -95,6 +96,30 @@ class EpochRecorder(keras.callbacks.Callback):
                       examples_per_sec=self.examples / train,
                       learning_rate=float(keras.ops.convert_to_numpy(lr)))
         self.on_epoch(epoch, values)
+
+
+@contextlib.contextmanager
+def dtype_policy(name: str):
+    """Models built inside compute under the Keras dtype policy `name` ("float32", "mixed_bfloat16",
+    "mixed_float16"): hidden layers in the low precision, output layers and all maths in float32."""
+    old = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(old)
+
+
+def float32_copy(model):
+    """`model` itself when it computes in float32, else a float32 build of its config with its
+    weights: how a mixed-precision run is evaluated (likelihoods are always float32 numbers)."""
+    if model.dtype_policy.name == "float32":
+        return model
+    with dtype_policy("float32"):
+        twin = type(model).from_config(model.get_config())
+        twin.compile_default()
+    twin.set_weights(model.get_weights())
+    return twin
 
 
 def fit(model, dataset, train, out_dir, seed=0, on_epoch=None, extra_callbacks=()):

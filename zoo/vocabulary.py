@@ -6,6 +6,7 @@ is added here first; the registry refuses a model whose name has no family below
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal, get_args
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,3 +73,10 @@ SAMPLE_METRICS = {m.name: m for m in (
     Metric("kl_emp_true", "KL(sample histogram || true p), nats", True),
     Metric("tv_emp_true", "TV(sample histogram, true p)", True),
 )}
+
+# How a run spreads over devices and hosts (zoo.distribute, a config's `train.strategy`).
+Strategy = Literal["auto", "default", "mirrored", "multi_worker"]
+STRATEGIES = get_args(Strategy)
+# Keras dtype policies a run may train under (a config's `train.precision`); likelihoods are float32.
+Precision = Literal["float32", "mixed_bfloat16", "mixed_float16"]
+PRECISIONS = get_args(Precision)

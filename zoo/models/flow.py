@@ -33,6 +33,7 @@ import tensorflow as tf
 from keras import layers
 
 from zoo.contract import GenerativeModel, ModelConfig
+from zoo.nets import OUT
 from zoo.registry import register
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -65,14 +66,14 @@ def st_net(hw, c_in, c_out, network, hidden, n_blocks, name):
         x = layers.Flatten()(x)
         for i in range(n_blocks + 1):
             x = layers.Dense(hidden, activation="relu", name=f"dense_{i}")(x)
-        out = layers.Reshape((h, w, c_out))(
-            layers.Dense(h * w * c_out, kernel_initializer="zeros", name="out")(x))
+        out = layers.Reshape((h, w, c_out), dtype=OUT)(
+            layers.Dense(h * w * c_out, kernel_initializer="zeros", dtype=OUT, name="out")(x))
         return keras.Model(inp, out, name=name)
     x = layers.Conv2D(hidden, 3, padding="same", name="conv_in")(x)
     for i in range(n_blocks):
         r = layers.Conv2D(hidden, 3, padding="same", activation="relu", name=f"res{i}_a")(layers.ReLU()(x))
         x = layers.Add()([x, layers.Conv2D(hidden, 1, name=f"res{i}_b")(r)])
-    out = layers.Conv2D(c_out, 3, padding="same", kernel_initializer="zeros", name="conv_out")(
+    out = layers.Conv2D(c_out, 3, padding="same", kernel_initializer="zeros", dtype=OUT, name="conv_out")(
         layers.ReLU()(x))
     return keras.Model(inp, out, name=name)
 
@@ -218,6 +219,8 @@ class RealNVP(GenerativeModel):
                 c //= 2
         self.z_shapes.append((h, w, c))
         self.is_budget = max(1, 2 ** 23 // (self.num_dims * hp.width))  # IS chunk: bound activation memory
+        for layer in self.steps + self.dequantizer:  # weights made in __init__; called via forward/inverse
+            layer.built = True  # (Keras builds a model symbolically under tf.distribute if a layer is not)
         self.built = True
 
     @staticmethod

@@ -33,6 +33,7 @@ import tensorflow_probability as tfp
 from zoo import nets
 from zoo.ais import ais_log_prob
 from zoo.contract import GenerativeModel, ModelConfig
+from zoo.distribute import replica_scaled, step_logs
 from zoo.distributions import gaussian
 from zoo.registry import added_field, register
 
@@ -98,6 +99,10 @@ class GAN(GenerativeModel):
     def compile(self, d_optimizer, g_optimizer, **kwargs):
         """`compile(d_optimizer, g_optimizer)` as in keras-io's GAN examples: each network its own
         optimizer (`self.optimizer` is G's, whose learning rate the runner logs)."""
+        if self.dtype_policy.name == "mixed_float16":  # loss scaling for both, as Keras does for one
+            scaled = keras.optimizers.LossScaleOptimizer
+            d_optimizer, g_optimizer = (o if isinstance(o, scaled) else scaled(o)
+                                        for o in (d_optimizer, g_optimizer))
         super().compile(optimizer=g_optimizer, **kwargs)
         self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
         g_optimizer.build(self.generator.trainable_variables)  # each optimizer sees only its own network
@@ -182,6 +187,8 @@ class GAN(GenerativeModel):
         return z, blur + [None if eta is None else eta[2 * d_steps * n:]]
 
     def train_step(self, data):
+        """k D steps and one G step on a replica's share of the global batch; each loss is scaled
+        by 1/replicas (`zoo.distribute.replica_scaled`) and its optimizer's loss scale."""
         x, _ = self._unpack(data)
         real = self.preprocess(x)  # [B, H, W, C]
         k = self.hp.d_steps
@@ -191,10 +198,12 @@ class GAN(GenerativeModel):
             fake = self.generate(z[i])
             with tf.GradientTape() as tape:
                 d_loss, d_real, d_fake = self._d_loss(real, fake, noise[i])
-            self.d_optimizer.apply(tape.gradient(d_loss, d_vars), d_vars)
+                scaled = self.d_optimizer.scale_loss(replica_scaled(d_loss))
+            self.d_optimizer.apply(tape.gradient(scaled, d_vars), d_vars)
         with tf.GradientTape() as tape:  # one generator step
             g_loss = self._g_loss(self.generate(z[k]), noise[k])
-        self.g_optimizer.apply(tape.gradient(g_loss, g_vars), g_vars)
+            scaled = self.g_optimizer.scale_loss(replica_scaled(g_loss))
+        self.g_optimizer.apply(tape.gradient(scaled, g_vars), g_vars)
         return self._record(d_loss, g_loss, d_real, d_fake)
 
     def test_step(self, data):
@@ -211,7 +220,7 @@ class GAN(GenerativeModel):
         for name, value in values.items():
             self.trackers[name].update_state(value)
         logs = {name: t.result() for name, t in self.trackers.items()}
-        return {"loss": logs["d_loss"] + logs["g_loss"], **logs}
+        return step_logs({"loss": logs["d_loss"] + logs["g_loss"], **logs})
 
     # --- likelihood: AIS on the discretised Gaussian observation model --------------------------
     def log_px_z(self, z, x, obs_sigma):

@@ -34,6 +34,7 @@ from zoo.distributions import (
     pixel_sample,
     resolve_kind,
 )
+from zoo.nets import OUT
 from zoo.registry import register
 
 
@@ -77,8 +78,9 @@ class CausalConv2D(keras.layers.Layer):
         top, left, right = self.pad
         if any(self.pad):
             x = tf.pad(x, [[0, 0], [top, 0], [left, right], [0, 0]])
-        kernel = self.kernel if self.kernel_mask.all() else self.kernel * self.kernel_mask  # no all-ones mask
-        return tf.nn.bias_add(tf.nn.conv2d(x, kernel, 1, "VALID"), self.bias)
+        kernel = tf.cast(self.kernel, x.dtype)  # the compute dtype under a mixed-precision policy
+        kernel = kernel if self.kernel_mask.all() else kernel * self.kernel_mask.astype(x.dtype.name)
+        return tf.nn.bias_add(tf.nn.conv2d(x, kernel, 1, "VALID"), tf.cast(self.bias, x.dtype))
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "kernel_size": list(self.kernel_size),
@@ -142,7 +144,7 @@ class PixelCNN(GenerativeModel):
         self.skips = [CausalConv2D(f, mask="B", channels=c, name=f"skip{i}") for i in range(n)]
         self.head = [CausalConv2D(f, mask="B", channels=c, name="head0"),
                      CausalConv2D(c * num_params(self.pixel_kind, self.levels), mask="B", channels=c,
-                                  name="head1")]
+                                  dtype=OUT, name="head1")]  # float32 logits under mixed precision
         self.embeds = [keras.layers.Embedding(hp.num_classes, 4 * f, name=f"embed{i}")
                        for i in range(n if self.needs_labels else 0)]
         self.sample_rows = min(h, n * r + 2)  # output row i sees input rows >= i - 1 - n*r

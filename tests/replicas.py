@@ -1,0 +1,106 @@
+"""Run in a subprocess by test_distribute.py (the CPU must be split into logical devices before
+TensorFlow starts). `python tests/replicas.py update OUT.json` or `... worker INDEX PORTS OUT.npz`.
+
+update: for every family, one SGD step on the same global batch of 256 bars images, on one device
+and on 2 mirrored replicas, from the same weights; SGD's update is linear in the gradient, so a
+replica-count error shows as a factor 2 in its norm. A third run with the 1/replicas scaling
+patched out is the control that the check sees such an error. Also: log_prob of the mirrored model
+against the same weights on one device."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import numpy as np
+import tensorflow as tf
+
+if sys.argv[1] == "update":
+    from zoo.distribute import split_cpu
+
+    split_cpu(2)
+
+import keras  # noqa: E402
+
+import zoo  # noqa: E402
+import zoo.contract  # noqa: E402
+import zoo.models.gan  # noqa: E402
+from zoo import data  # noqa: E402
+from zoo.distribute import make_strategy  # noqa: E402
+
+CHEAP = {"vae": {}, "iwae": {}, "pixelcnn": {"width": 16, "depth": 2},
+         "flow": {"network": "mlp", "width": 32}, "diffusion": {"network": "mlp", "width": 64}, "gan": {}}
+
+
+def build(name, dataset, strategy, weights=None):
+    with strategy.scope():
+        model = zoo.build_model(name, dataset, seed=0, jit_compile=False, **CHEAP[name])
+        if name == "gan":
+            model.compile(d_optimizer=keras.optimizers.SGD(0.05), g_optimizer=keras.optimizers.SGD(0.05))
+        else:
+            model.compile_default(optimizer=keras.optimizers.SGD(0.05))
+    if weights is not None:
+        model.set_weights(weights)
+    return model
+
+
+def one_step(model, x):
+    before = [w.numpy() for w in model.trainable_weights]
+    model.fit(tf.data.Dataset.from_tensors(x), epochs=1, verbose=0)
+    return np.concatenate([(w.numpy() - b).ravel() for w, b in zip(model.trainable_weights, before)])
+
+
+def updates(out):
+    dataset = data.load("bars")
+    x = dataset.train[:256]
+    one, two = make_strategy("default"), make_strategy("mirrored")
+    assert two.num_replicas_in_sync == 2, two.num_replicas_in_sync
+    result = {}
+    for name in CHEAP:
+        ref = build(name, dataset, one)
+        if name == "flow":
+            ref.log_prob(x)  # ActNorm's data-dependent init first: the step compared is a gradient step
+        weights = ref.get_weights()
+        d_one = one_step(ref, x)
+        mirrored = build(name, dataset, two, weights)
+        same_weights = build(name, dataset, one, [w.numpy() for w in mirrored.weights])
+        row = {"log_prob_diff": 0.0}
+        if name in ("pixelcnn", "vae"):  # evaluation under either strategy: same numbers
+            a = mirrored.log_prob(dataset.test[:64], seed=3).numpy()
+            b = same_weights.log_prob(dataset.test[:64], seed=3).numpy()
+            row["log_prob_diff"] = float(np.abs(a - b).max())
+        d_two = one_step(mirrored, x)
+        saved = zoo.contract.replica_scaled, zoo.models.gan.replica_scaled
+        zoo.contract.replica_scaled = zoo.models.gan.replica_scaled = lambda loss: loss  # the classic bug
+        try:
+            d_bug = one_step(build(name, dataset, two, weights), x)
+        finally:
+            zoo.contract.replica_scaled, zoo.models.gan.replica_scaled = saved
+        norm = float(np.linalg.norm(d_one))
+        row.update(ratio=float(np.linalg.norm(d_two)) / norm, bug_ratio=float(np.linalg.norm(d_bug)) / norm,
+                   cosine=float(d_one @ d_two / (norm * np.linalg.norm(d_two))), norm=norm)
+        result[name] = row
+        print(name, row, flush=True)
+    with open(out, "w") as f:
+        json.dump(result, f)
+
+
+def worker(index, ports, out):
+    os.environ["TF_CONFIG"] = json.dumps({"cluster": {"worker": [f"localhost:{p}" for p in ports.split(",")]},
+                                          "task": {"type": "worker", "index": int(index)}})
+    strategy = make_strategy("multi_worker")  # before any other TensorFlow op (collectives)
+    keras.utils.set_random_seed(0)
+    dataset = data.load("bars")
+    with strategy.scope():
+        model = zoo.build_model("vae", dataset, seed=0, jit_compile=False)
+    ds = tf.data.Dataset.from_tensor_slices(dataset.train[:512]).batch(64).repeat()
+    model.fit(ds, epochs=2, steps_per_epoch=3, verbose=0)
+    np.savez(out, *[w.numpy() for w in model.weights], replicas=strategy.num_replicas_in_sync)
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "update":
+        keras.utils.set_random_seed(0)
+        updates(sys.argv[2])
+    else:
+        worker(*sys.argv[2:5])
