@@ -119,7 +119,7 @@ def run_one(cfg, spec, seed, dataset, store, out: Path, extra_callbacks=(), tag=
     import keras
 
     import zoo
-    from zoo.distribute import make_strategy
+    from zoo.distribute import make_strategy, where
     from zoo.training import dtype_policy, fit, float32_copy
 
     resolved = cfg.resolved(spec, seed)
@@ -133,7 +133,8 @@ def run_one(cfg, spec, seed, dataset, store, out: Path, extra_callbacks=(), tag=
                                  code_version=code_version())
         store.update_run(run_id, out_dir=str(out / cfg.name / spec.label / f"seed{seed}-run{run_id}"))
     else:
-        earlier = store.run(run_id).get("wall_time") or 0.0
+        row = store.run(run_id)
+        earlier, resumed = row.get("wall_time") or 0.0, bool(row.get("epochs_done"))  # else a first go
         store.resume_run(run_id)
     run_dir = Path(store.run(run_id)["out_dir"])  # its own folder: a backup is never another run's
     tag = tag or f"run {spec.label} (seed {seed})"
@@ -145,7 +146,8 @@ def run_one(cfg, spec, seed, dataset, store, out: Path, extra_callbacks=(), tag=
         keras.utils.set_random_seed(seed)
         with strategy.scope(), dtype_policy(train.precision):
             model = zoo.build_model(spec.model, dataset, **{"seed": seed, **spec.hparams})
-            store.update_run(run_id, param_count=int(model.count_params()), likelihood=model.likelihood)
+            store.update_run(run_id, param_count=int(model.count_params()), likelihood=model.likelihood,
+                             **where(strategy, train.precision))
             if spec.init_from:
                 _init_weights(model, store, cfg, spec.init_from, seed)
             history = fit(model, dataset, train, run_dir, seed=seed,

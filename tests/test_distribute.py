@@ -105,6 +105,8 @@ def test_runner_trains_a_grid_on_two_mirrored_replicas_in_bfloat16(tmp_path):
     assert list(runs["status"]) == ["FINISHED", "FINISHED"], runs
     nll = store.metrics(split="test").query("name == 'nll'").set_index("run_id")["value"]
     assert np.isfinite(nll).all() and (nll > 5).all() and (nll < 20).all(), nll  # bars: entropy 6.57 nats
+    assert list(runs["replicas"]) == [2, 2] and list(runs["precision"]) == ["mixed_bfloat16"] * 2
+    assert list(runs["devices"]) == ["CPU:0,CPU:1"] * 2 and runs["versions"].str.contains("tensorflow").all()
     trains = [json.loads(c)["train"] for c in runs["config"]]
     assert all("strategy" not in t and t["precision"] == "mixed_bfloat16" for t in trains), trains
 
@@ -135,3 +137,15 @@ def test_run_with_multi_worker_records_once_from_the_chief(tmp_path):
     assert "not the chief" in outs[1][0] and "not the chief" not in outs[0][0]
     runs = open_store(str(db)).runs()
     assert list(runs["status"]) == ["FINISHED"], runs
+
+
+def test_doctor_reports_devices_strategy_and_xla():
+    """`python -m experiments doctor` names the devices, versions and auto's strategy, and compiles a
+    tiny XLA step whose loss decreases (exit 0)."""
+    proc = subprocess.run([sys.executable, "-m", "experiments", "doctor"], cwd=ROOT, env=ENV,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout
+    assert "devices: /device:CPU:0 (CPU)" in out and "tensorflow 2.20.0" in out
+    assert "strategy auto -> _DefaultDistributionStrategy on CPU:0 (1 replica(s))" in out
+    assert "XLA: compiles and runs a tiny training step" in out and "did NOT decrease" not in out

@@ -83,6 +83,22 @@ def is_chief() -> bool:
     return "chief" not in cluster and first_worker
 
 
+def where(strategy: tf.distribute.Strategy, precision: str) -> dict:
+    """Where a run trains, for the store's `runs` row: host, devices (the strategy's, comma-joined),
+    replica count, precision and the TensorFlow / Keras / TFP versions."""
+    import socket
+
+    import tensorflow_probability as tfp
+
+    try:
+        devices = list(strategy.extended.worker_devices)
+    except (RuntimeError, AttributeError, NotImplementedError):  # the default strategy: one device
+        devices = [d.name for d in tf.config.list_logical_devices() if d.device_type in ("GPU", "CPU")][:1]
+    return {"host": socket.gethostname(), "devices": ",".join(d.split("device:")[-1] for d in devices),
+            "replicas": int(strategy.num_replicas_in_sync), "precision": precision,
+            "versions": f"tensorflow {tf.__version__}, keras {keras.__version__}, tfp {tfp.__version__}"}
+
+
 def num_replicas() -> int:
     """Replicas sharing each step under the current strategy (1 outside any)."""
     return tf.distribute.get_strategy().num_replicas_in_sync
