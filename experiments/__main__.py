@@ -14,6 +14,10 @@ def main(argv=None) -> int:
         from experiments import benchmark
 
         return benchmark.main(argv[1:])
+    if argv[:1] == ["scaling"]:  # 1 vs 2 replicas, float32 vs bfloat16, 1 vs 2 workers (figures)
+        from experiments import scaling
+
+        return scaling.main(argv[1:])
     if argv[:1] == ["doctor"]:  # devices, versions, strategy, XLA: the first thing on a new box
         from experiments import doctor
 
@@ -43,6 +47,7 @@ def main(argv=None) -> int:
                         help="seconds a claim lasts after the run's last heartbeat (each epoch); a dead "
                              "worker's run is taken over after it (default: 600); exceed the longest epoch")
     sub.add_parser("bench", help="run the configs and print figures vs targets (bench --help)")
+    sub.add_parser("scaling", help="examples/s on 1 vs 2 replicas and in bfloat16; 1 vs 2 workers (figures)")
     sub.add_parser("doctor", help="devices, versions, the strategy auto picks, whether XLA compiles")
     sub.add_parser("peers", help="each family next to a plain Keras peer: examples/s (peers --help)")
     args = parser.parse_args(argv)

@@ -67,13 +67,17 @@ def work(cfg: ExperimentConfig, store, out="runs", extra_callbacks=(), poll: flo
         run_id = store.claim_run(_ready(cfg, store, plan))
         if run_id is None:
             others = _claimed_elsewhere(store, plan)
-            if others.empty:
-                break
-            if list(others["run_id"]) != waited:
-                waited = list(others["run_id"])
-                print(f"[{name}] nothing to claim; waiting on run(s) {waited} of other workers (one may die)")
-            time.sleep(poll)
-            continue
+            if others.empty:  # a claim may have lapsed between the two looks: one more try
+                run_id = store.claim_run(_ready(cfg, store, plan))
+                if run_id is None:
+                    break
+            else:
+                if list(others["run_id"]) != waited:
+                    waited = list(others["run_id"])
+                    print(f"[{name}] nothing to claim; waiting on run(s) {waited} of other workers "
+                          f"(one may die)")
+                time.sleep(poll)
+                continue
         spec, seed = plan[store.run(run_id)["run_key"]]
         mine.append(run_one(cfg, spec, seed, dataset, store, Path(out), extra_callbacks,
                             tag=f"{name}: run {run_id} {spec.label} (seed {seed})"))

@@ -105,7 +105,7 @@ def test_runner_trains_a_grid_on_two_mirrored_replicas_in_bfloat16(tmp_path):
     assert list(runs["status"]) == ["FINISHED", "FINISHED"], runs
     nll = store.metrics(split="test").query("name == 'nll'").set_index("run_id")["value"]
     assert np.isfinite(nll).all() and (nll > 5).all() and (nll < 20).all(), nll  # bars: entropy 6.57 nats
-    assert list(runs["replicas"]) == [2, 2] and list(runs["precision"]) == ["mixed_bfloat16"] * 2
+    assert list(runs["replicas"]) == [2, 2] and list(runs["dtype_policy"]) == ["mixed_bfloat16"] * 2
     assert list(runs["devices"]) == ["CPU:0,CPU:1"] * 2 and runs["versions"].str.contains("tensorflow").all()
     trains = [json.loads(c)["train"] for c in runs["config"]]
     assert all("strategy" not in t and t["precision"] == "mixed_bfloat16" for t in trains), trains
@@ -149,3 +149,15 @@ def test_doctor_reports_devices_strategy_and_xla():
     assert "devices: /device:CPU:0 (CPU)" in out and "tensorflow 2.20.0" in out
     assert "strategy auto -> _DefaultDistributionStrategy on CPU:0 (1 replica(s))" in out
     assert "XLA: compiles and runs a tiny training step" in out and "did NOT decrease" not in out
+
+
+def test_scaling_benchmark_measures_a_family_in_process():
+    """The scaling benchmark's measurement (`experiments.scaling.rate`) trains and times a family under
+    a strategy and a precision: one replica here, a positive rate, the policy restored after."""
+    import keras
+
+    from experiments.scaling import rate
+
+    row = rate("vae", "default", "mixed_bfloat16", steps=3, rounds=1, batch=64)
+    assert row["replicas"] == 1 and row["precision"] == "mixed_bfloat16" and row["examples/s"] > 0
+    assert keras.config.dtype_policy().name == "float32"

@@ -96,7 +96,7 @@ def test_a_lapsed_lease_is_claimed_by_another_and_only_the_owner_renews(db_url):
     assert sorted(a.history(rid)["epoch"]) == [0, 1] and a.run(rid)["epochs_done"] == 2
 
 
-ADDED_LATER = ("owner", "lease_expires", "host", "devices", "replicas", "precision", "versions")  # 0002, 0003
+ADDED_LATER = ("owner", "lease_expires", "host", "devices", "replicas", "dtype_policy", "versions")  # 0002-3
 LEGACY = sa.MetaData()  # the schema stores had before Alembic, built as metadata.create_all built it
 sa.Table("runs", LEGACY, *(sa.Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable,
                                      index=c.index, autoincrement=c.autoincrement)
@@ -120,7 +120,7 @@ def test_a_store_made_before_alembic_is_upgraded_in_place(db_url):
     with store.engine.connect() as conn:
         assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0003"
         columns = {c["name"] for c in sa.inspect(conn).get_columns("runs")}
-    assert {"owner", "lease_expires", "host", "devices", "replicas", "precision", "versions"} <= columns
+    assert set(ADDED_LATER) <= columns
     old = store.run(rid)
     assert (old["status"], old["run_key"], old["owner"]) == ("FINISHED", "old", None)
     assert store.history(rid)["value"].tolist() == [1.5] and store.metrics(rid)["value"].tolist() == [9.0]

@@ -85,7 +85,7 @@ def is_chief() -> bool:
 
 def where(strategy: tf.distribute.Strategy, precision: str) -> dict:
     """Where a run trains, for the store's `runs` row: host, devices (the strategy's, comma-joined),
-    replica count, precision and the TensorFlow / Keras / TFP versions."""
+    replica count, the dtype policy (`precision`) and the TensorFlow / Keras / TFP versions."""
     import socket
 
     import tensorflow_probability as tfp
@@ -95,7 +95,7 @@ def where(strategy: tf.distribute.Strategy, precision: str) -> dict:
     except (RuntimeError, AttributeError, NotImplementedError):  # the default strategy: one device
         devices = [d.name for d in tf.config.list_logical_devices() if d.device_type in ("GPU", "CPU")][:1]
     return {"host": socket.gethostname(), "devices": ",".join(d.split("device:")[-1] for d in devices),
-            "replicas": int(strategy.num_replicas_in_sync), "precision": precision,
+            "replicas": int(strategy.num_replicas_in_sync), "dtype_policy": precision,
             "versions": f"tensorflow {tf.__version__}, keras {keras.__version__}, tfp {tfp.__version__}"}
 
 

@@ -46,8 +46,9 @@ runs_table = sa.Table(
     C("out_dir", sa.String), C("error", sa.Text), C("attempts", sa.Integer, nullable=False, default=1),
     C("epochs_done", sa.Integer, nullable=False, default=0),
     C("owner", sa.String), C("lease_expires", sa.DateTime),  # who holds a RUNNING run, until when
-    # where it ran (zoo.distribute.where): host, devices, replica count, precision, library versions
-    C("host", sa.String), C("devices", sa.String), C("replicas", sa.Integer), C("precision", sa.String),
+    # where it ran (zoo.distribute.where): host, devices, replica count, the training's Keras dtype
+    # policy (train.precision; not "precision", a sample metric's name), library versions
+    C("host", sa.String), C("devices", sa.String), C("replicas", sa.Integer), C("dtype_policy", sa.String),
     C("versions", sa.String),
 )
 

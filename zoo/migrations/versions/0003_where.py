@@ -1,4 +1,4 @@
-"""Where a run ran: runs.host, runs.devices, runs.replicas, runs.precision, runs.versions.
+"""Where a run ran: runs.host, runs.devices, runs.replicas, runs.dtype_policy, runs.versions.
 
 Revision ID: 0003
 Revises: 0002
@@ -11,7 +11,7 @@ down_revision = "0002"
 branch_labels = None
 depends_on = None
 
-COLUMNS = (("host", sa.String), ("devices", sa.String), ("replicas", sa.Integer), ("precision", sa.String),
+COLUMNS = (("host", sa.String), ("devices", sa.String), ("replicas", sa.Integer), ("dtype_policy", sa.String),
            ("versions", sa.String))
 
 
