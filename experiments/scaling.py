@@ -3,7 +3,8 @@
 
 1. training examples/s of `--family` on the digits with 1 vs 2 replicas (MirroredStrategy; on a machine
    without GPUs the CPU is split into 2 logical devices, ZOO_CPU_DEVICES=2; with GPUs, all of them), same
-   global batch, each setting in its own process, the median of `--rounds` timed fits after a warm-up;
+   global batch, each setting in its own process, the median of `--rounds` fits after a warm-up, each
+   timed from its first step's end to its last's (the peers benchmark's `fit_rate`);
 2. the same with float32 vs mixed_bfloat16 (and mixed_float16 on a GPU) on one replica;
 3. the wall time of a 6-run grid (3 small bars models x 2 seeds) run by 1 worker vs 2 workers sharing
    one SQLite store, each worker limited to cores/workers TensorFlow threads so they do not oversubscribe.
@@ -33,6 +34,7 @@ def rate(family: str, strategy: str, precision: str, steps: int, rounds: int, ba
     import keras
 
     import zoo
+    from experiments.peers.bench import fit_rate
     from zoo import data
     from zoo.distribute import make_strategy
     from zoo.training import dtype_policy
@@ -42,12 +44,8 @@ def rate(family: str, strategy: str, precision: str, steps: int, rounds: int, ba
     with strat.scope(), dtype_policy(precision):
         model = zoo.build_model(family, dataset, seed=0)
     pipeline = dataset.tf_dataset("train", batch, shuffle=True, repeat=True, seed=0)
-    model.fit(pipeline, steps_per_epoch=steps, epochs=1, verbose=0)  # warm-up: compiles
-    rates = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        model.fit(pipeline, steps_per_epoch=steps, epochs=1, verbose=0)
-        rates.append(steps * batch / (time.perf_counter() - t0))
+    fit_rate(model, pipeline, steps, batch)  # warm-up: compiles
+    rates = [fit_rate(model, pipeline, steps, batch)[0] for _ in range(rounds)]  # as the peers benchmark
     keras.backend.clear_session()
     return {"replicas": strat.num_replicas_in_sync, "precision": precision,
             "examples/s": round(statistics.median(rates))}

@@ -18,6 +18,12 @@ class Fake:
     levels: int
 
 
+# Every family at a size that trains a few bars steps in seconds (the tf.distribute and precision tests).
+SMALL = {"vae": {}, "iwae": {}, "pixelcnn": {"width": 16, "depth": 2},
+         "flow": {"network": "mlp", "width": 32}, "diffusion": {"network": "mlp", "width": 64},
+         "gan": {"ais_steps": 5, "ais_chains": 2}}
+
+
 def subset(dataset, n_train, n_valid, n_test):
     """A copy of `dataset` with the first n images (and labels) of each split: for tests that count
     training steps or pay per evaluated image, given one of the shared (session) data fixtures."""

@@ -2,13 +2,10 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+from support import SMALL as CHEAP
 
 import zoo
 from zoo.training import dtype_policy, float32_copy
-
-CHEAP = {"vae": {}, "iwae": {}, "pixelcnn": {"width": 16, "depth": 2},
-         "flow": {"network": "mlp", "width": 32}, "diffusion": {"network": "mlp", "width": 64},
-         "gan": {"ais_steps": 5, "ais_chains": 2}}
 
 
 @pytest.mark.parametrize("name", list(CHEAP))
