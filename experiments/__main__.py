@@ -26,6 +26,8 @@ def main(argv=None) -> int:
         from experiments.peers import bench
 
         return bench.main(argv[1:])
+    from zoo.vocabulary import STRATEGIES  # TensorFlow-free
+
     parser = argparse.ArgumentParser(prog="python -m experiments", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="train, evaluate and record every model x seed of a config")
@@ -40,7 +42,7 @@ def main(argv=None) -> int:
                                                      "workers must share it (checkpoints resume from there)")
         p.add_argument("--models", default=None, help="comma-separated labels: run only these entries")
         p.add_argument("--epochs", type=int, default=None, help="override train.epochs for every model")
-        p.add_argument("--strategy", default=None, choices=("auto", "default", "mirrored", "multi_worker"),
+        p.add_argument("--strategy", default=None, choices=STRATEGIES,
                        help="override train.strategy (tf.distribute) for every model: auto = all "
                             "GPUs when 2+, mirrored, or multi_worker (TF_CONFIG: README 'Several hosts')")
     worker.add_argument("--lease", type=float, default=None,
