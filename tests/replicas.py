@@ -5,7 +5,8 @@ update: for every family, one SGD step on the same global batch of 256 bars imag
 and on 2 mirrored replicas, from the same weights; SGD's update is linear in the gradient, so a
 replica-count error shows as a factor 2 in its norm. A third run with the 1/replicas scaling
 patched out is the control that the check sees such an error. Also: log_prob of the mirrored model
-against the same weights on one device."""
+against the same weights on one device, and that the replicas' copies of every weight agree
+(also after a flow's first step, where ActNorm initialises from the data)."""
 from __future__ import annotations
 
 import json
@@ -74,13 +75,26 @@ def updates(out):
             d_bug = one_step(build(name, dataset, two, weights), x)
         finally:
             zoo.contract.replica_scaled, zoo.models.gan.replica_scaled = saved
+        row["replica_spread"] = replica_spread(mirrored)
         norm = float(np.linalg.norm(d_one))
         row.update(ratio=float(np.linalg.norm(d_two)) / norm, bug_ratio=float(np.linalg.norm(d_bug)) / norm,
                    cosine=float(d_one @ d_two / (norm * np.linalg.norm(d_two))), norm=norm)
         result[name] = row
         print(name, row, flush=True)
+    fresh = build("flow", dataset, two)  # ActNorm's data-dependent init inside a mirrored step
+    one_step(fresh, x)
+    result["flow_first_step"] = {"replica_spread": replica_spread(fresh)}
     with open(out, "w") as f:
         json.dump(result, f)
+
+
+def replica_spread(model):
+    """The largest difference between two replicas' copies of any weight (0: they agree)."""
+    spread = 0.0
+    for w in model.weights:
+        copies = [np.asarray(v.numpy()) for v in getattr(w.value, "values", [w.value])]
+        spread = max([spread] + [float(np.abs(c - copies[0]).max()) for c in copies[1:]])
+    return spread
 
 
 def worker(index, ports, out):

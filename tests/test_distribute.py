@@ -21,14 +21,18 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
 def test_two_replicas_apply_the_one_device_update(tmp_path):
     """One SGD step on the same global batch of 256: the update on 2 mirrored replicas has the norm
     of the one-device update (within the training noise; exactly for the noise-free PixelCNN),
-    while the same step without the 1/replicas scaling is twice as large -- the check sees it."""
+    while the same step without the 1/replicas scaling is twice as large -- the check sees it. The
+    replicas' copies of every weight agree afterwards, also after a flow's first step from scratch
+    (ActNorm's data-dependent init; it once kept each replica's own half-batch statistics)."""
     out = tmp_path / "updates.json"
     proc = subprocess.run([sys.executable, SCRIPT, "update", str(out)], env=ENV, capture_output=True,
                           text=True, timeout=900, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = json.loads(out.read_text())
+    assert rows.pop("flow_first_step")["replica_spread"] == 0.0  # ActNorm's init: global-batch statistics
     assert set(rows) == {"vae", "iwae", "pixelcnn", "flow", "diffusion", "gan"}
     for name, row in rows.items():
+        assert row["replica_spread"] == 0.0, (name, row)
         assert row["norm"] > 0, name
         assert 0.9 < row["ratio"] < 1.1, (name, row)
         assert 1.8 < row["bug_ratio"] < 2.2, (name, row)

@@ -97,15 +97,34 @@ class ActNorm(layers.Layer):
         self.log_scale = self.add_weight(shape=(channels,), initializer="zeros", name="log_scale")
         self.initialized = self.add_weight(shape=(), initializer="zeros", trainable=False, name="initialized")
 
-    def _data_init(self, x):
-        mean, var = tf.nn.moments(x, axes=[0, 1, 2])  # [C] each
+    def _moments(self, x):
+        """Mean and variance per channel `[C]` of the *global* batch: under tf.distribute each replica
+        sees a slice, so the sums are all-reduced (else each replica would keep its own statistics).
+        The all-reduce runs every step when there are several replicas (a collective cannot sit in
+        the `tf.cond` below) -- 2C + 1 numbers per layer."""
+        x = tf.cast(x, tf.float32)
+        sums = tf.stack([tf.reduce_sum(x, [0, 1, 2]), tf.reduce_sum(tf.square(x), [0, 1, 2])])  # [2, C]
+        count = tf.cast(tf.reduce_prod(tf.shape(x)[:3]), tf.float32)
+        ctx = tf.distribute.get_replica_context()  # None in cross-replica context: x is the whole batch
+        if ctx is not None and ctx.num_replicas_in_sync > 1:
+            sums, count = ctx.all_reduce(tf.distribute.ReduceOp.SUM, [sums, count])
+        mean = sums[0] / count
+        return mean, tf.maximum(sums[1] / count - tf.square(mean), 0.0)
+
+    def _data_init(self, mean, var):
         self.bias.assign(-mean)
         self.log_scale.assign(-0.5 * tf.math.log(var + 1e-4))
         self.initialized.assign(1.0)
         return tf.constant(0.0)
 
     def forward(self, x):
-        tf.cond(self.initialized > 0, lambda: tf.constant(0.0), lambda: self._data_init(x))
+        ctx = tf.distribute.get_replica_context()
+        done = lambda: tf.constant(0.0)  # noqa: E731
+        if ctx is not None and ctx.num_replicas_in_sync > 1:
+            mean, var = self._moments(x)  # outside the cond: a collective
+            tf.cond(self.initialized > 0, done, lambda: self._data_init(mean, var))
+        else:
+            tf.cond(self.initialized > 0, done, lambda: self._data_init(*self._moments(x)))
         hw = tf.cast(tf.shape(x)[1] * tf.shape(x)[2], tf.float32)
         y = (x + self.bias) * tf.exp(self.log_scale)
         return y, tf.fill(tf.shape(x)[:1], hw * tf.reduce_sum(self.log_scale))
