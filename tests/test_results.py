@@ -1,4 +1,4 @@
-"""Tests for the results store (zoo/results.py): SQLite files in tmp_path, no TensorFlow."""
+"""Tests for the results store (zoo/results/): SQLite files in tmp_path, no TensorFlow."""
 import json
 import math
 import subprocess
@@ -185,7 +185,7 @@ def test_url_resolution(tmp_path, monkeypatch):
     assert (tmp_path / "rel/dir/bare.sqlite").exists()
     s.dispose()
     monkeypatch.delenv("ZOO_DB")
-    repo = Path(results.__file__).resolve().parent.parent
+    repo = Path(results.__file__).resolve().parents[2]
     assert results.DEFAULT_DB == repo / "experiments" / "results.sqlite"  # not opened: keep the repo clean
 
 
@@ -224,5 +224,5 @@ def test_wide_metrics_and_filters(store):
 
 def test_no_tensorflow_import():
     code = "import sys, zoo.results; sys.exit(int(any(m in sys.modules for m in ('tensorflow', 'keras'))))"
-    root = Path(results.__file__).resolve().parent.parent
+    root = Path(results.__file__).resolve().parents[2]
     assert subprocess.run([sys.executable, "-c", code], cwd=root).returncode == 0

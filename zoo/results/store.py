@@ -1,14 +1,5 @@
-"""The results store: the only reader/writer of runs, metrics, per-epoch history and artifacts.
-
-SQLite by default (`experiments/results.sqlite`, WAL journal and a busy timeout, so processes on one
-machine share it), PostgreSQL (psycopg) for workers on several machines. Every write is its own
-transaction, so whatever was recorded survives a later crash. Readers return pandas frames.
-Typical use: `open_store()` -> `start_run` / `find_resumable` + `resume_run` -> `log_epoch`,
-`log_metrics`, `log_artifact` -> `finish_run`. Workers: `add_pending` -> `claim_run` -> the same.
-A RUNNING run is claimed by `owner` until `lease_expires`; each write of the run (each epoch at least)
-renews the lease, and a lapsed claim may be taken by another worker. The schema is kept by Alembic
-(zoo/migrations/), upgraded on open. No TensorFlow here: the dashboard imports this.
-"""
+"""The Store: one transaction per write (whatever was recorded survives a later crash), pandas
+frames for reads, and the claims of workers (an owner and a lease per RUNNING run)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -23,56 +14,21 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
-STATUSES = ("PENDING", "RUNNING", "FINISHED", "FAILED", "DIVERGED")
-FINAL_STATUSES = ("FINISHED", "FAILED", "DIVERGED")
-RESUMABLE_STATUSES = ("PENDING", "RUNNING", "FAILED")
+from zoo.results.engine import connect, upgrade
+from zoo.results.schema import (
+    FINAL_STATUSES,
+    RESUMABLE_STATUSES,
+    RUN_FIELDS,
+    STATUSES,
+    artifacts_table,
+    history_table,
+    metrics_table,
+    runs_table,
+)
+
 MAX_ERROR_CHARS = 20_000
 DEFAULT_LEASE = 600.0  # seconds a claim lasts after its last heartbeat (each epoch, each recorded metric)
-DEFAULT_DB = Path(__file__).resolve().parent.parent / "experiments" / "results.sqlite"
-MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-BASELINE = "0001"  # the schema stores had before Alembic (metadata.create_all): stamped, then upgraded
-
-metadata = sa.MetaData()
-C = sa.Column
-runs_table = sa.Table(
-    "runs", metadata,
-    C("run_id", sa.Integer, primary_key=True, autoincrement=True),
-    C("experiment", sa.String, nullable=False), C("model", sa.String, nullable=False),
-    C("label", sa.String, nullable=False), C("dataset", sa.String, nullable=False),
-    C("seed", sa.Integer, nullable=False), C("status", sa.String, nullable=False),
-    C("run_key", sa.String, nullable=False, index=True), C("config", sa.Text, nullable=False),
-    C("likelihood", sa.String), C("started_at", sa.DateTime, nullable=False), C("ended_at", sa.DateTime),
-    C("wall_time", sa.Float), C("param_count", sa.Integer), C("code_version", sa.String),
-    C("out_dir", sa.String), C("error", sa.Text), C("attempts", sa.Integer, nullable=False, default=1),
-    C("epochs_done", sa.Integer, nullable=False, default=0),
-    C("owner", sa.String), C("lease_expires", sa.DateTime),  # who holds a RUNNING run, until when
-    # where it ran (zoo.distribute.where): host, devices, replica count, the training's Keras dtype
-    # policy (train.precision; not "precision", a sample metric's name), library versions
-    C("host", sa.String), C("devices", sa.String), C("replicas", sa.Integer), C("dtype_policy", sa.String),
-    C("versions", sa.String),
-)
-
-
-def _run_fk() -> sa.Column:
-    return C("run_id", sa.Integer, sa.ForeignKey("runs.run_id"), nullable=False)
-
-
-metrics_table = sa.Table(
-    "metrics", metadata, C("id", sa.Integer, primary_key=True), _run_fk(),
-    C("split", sa.String, nullable=False), C("name", sa.String, nullable=False),
-    C("value", sa.Float), C("kind", sa.String), sa.UniqueConstraint("run_id", "split", "name"),
-)
-history_table = sa.Table(
-    "history", metadata, C("id", sa.Integer, primary_key=True), _run_fk(),
-    C("epoch", sa.Integer, nullable=False), C("name", sa.String, nullable=False), C("value", sa.Float),
-    sa.UniqueConstraint("run_id", "epoch", "name"),
-)
-artifacts_table = sa.Table(
-    "artifacts", metadata, C("id", sa.Integer, primary_key=True), _run_fk(),
-    C("name", sa.String, nullable=False), C("path", sa.String, nullable=False),
-    sa.UniqueConstraint("run_id", "name"),
-)
-RUN_FIELDS = tuple(c.name for c in runs_table.columns if c.name != "run_id")
+DEFAULT_DB = Path(__file__).resolve().parents[2] / "experiments" / "results.sqlite"
 
 
 def _now() -> dt.datetime:
@@ -91,10 +47,6 @@ def _plain(v):
     return v.item() if hasattr(v, "item") else v
 
 
-class StoreError(RuntimeError):
-    """A store that cannot be opened: the message names the problem and the fix."""
-
-
 def _match(col, v):
     """`col == v`, or `col IN v` for any non-string iterable (list, array, Series)."""
     if isinstance(v, Iterable) and not isinstance(v, str):
@@ -109,33 +61,12 @@ class Store:
         self.url, self.lease = url, float(lease)
         self.shown_url = sa.make_url(url).render_as_string(hide_password=True)  # for messages
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self.engine = _engine(url)
-        self._migrate()
+        self.engine = connect(url)
+        upgrade(self.engine)
 
     def _write(self):
         """A write transaction; on SQLite `BEGIN IMMEDIATE`, so writers queue on the busy timeout."""
         return self.engine.execution_options(zoo_write=True).begin()
-
-    def _migrate(self) -> None:
-        """Upgrade the schema to Alembic's head, one process at a time; a store made before Alembic
-        (tables, no alembic_version) is stamped as BASELINE first, so its rows are kept."""
-        from alembic import command
-        from alembic.runtime.migration import MigrationContext
-        from alembic.script import ScriptDirectory
-
-        cfg = alembic_config()
-        head = ScriptDirectory.from_config(cfg).get_current_head()
-        with self.engine.connect() as conn:
-            if MigrationContext.configure(conn).get_current_revision() == head:
-                return
-        with self._write() as conn:
-            if conn.dialect.name == "postgresql":  # SQLite: BEGIN IMMEDIATE already serializes
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(7212345)"))
-            cfg.attributes["connection"] = conn
-            if MigrationContext.configure(conn).get_current_revision() is None \
-                    and sa.inspect(conn).has_table("runs"):
-                command.stamp(cfg, BASELINE)
-            command.upgrade(cfg, "head")
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -361,68 +292,6 @@ class Store:
         wide = m.pivot(index="run_id", columns="name", values="value")
         wide.columns.name = None
         return runs.merge(wide, how="left", left_on="run_id", right_index=True, suffixes=("", "_metric"))
-
-
-def alembic_config():
-    """Alembic's Config for zoo/migrations, built in code (no alembic.ini). A new revision:
-    `alembic.command.revision(alembic_config(), "what changes")`, then edit the file it writes."""
-    from alembic.config import Config
-
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    return cfg
-
-
-def _engine(url: str) -> sa.Engine:
-    """The engine for `url`, connected once. Raises StoreError for an unknown scheme, a missing driver or
-    a server that does not answer."""
-    try:
-        u = sa.make_url(url)
-    except sa.exc.ArgumentError:
-        raise StoreError(f"cannot parse the database URL {url!r}; give a SQLite file (a path or "
-                         f"sqlite:///PATH) or postgresql+psycopg://USER@HOST:PORT/DB") from None
-    shown = u.render_as_string(hide_password=True)
-    backend, kwargs = u.get_backend_name(), {}
-    if backend == "sqlite":
-        kwargs["connect_args"] = {"timeout": 30}  # busy timeout: several processes share one file
-        if u.database and u.database != ":memory:" and not u.database.startswith("file:"):
-            try:
-                Path(u.database).parent.mkdir(parents=True, exist_ok=True)
-            except OSError as err:
-                raise StoreError(f"cannot create the folder of the store {shown}: {err}; "
-                                 f"give a path in a writable folder") from None
-    elif backend == "postgresql":
-        kwargs["connect_args"] = {"connect_timeout": 10}
-    try:
-        engine = sa.create_engine(u, **kwargs)
-    except sa.exc.NoSuchModuleError:
-        raise StoreError(f"unknown database URL scheme {u.drivername!r} in {shown}; use a SQLite file "
-                         f"(a path or sqlite:///PATH) or postgresql+psycopg://USER@HOST:PORT/DB") from None
-    except ImportError as err:
-        raise StoreError(f"the database driver for {u.drivername!r} is not installed ({err}); for PostgreSQL "
-                         f"pip install 'psycopg[binary]' and use postgresql+psycopg://...") from None
-    if backend == "sqlite":
-        sa.event.listen(engine, "connect", _sqlite_connect)
-        sa.event.listen(engine, "begin", _sqlite_begin)
-    try:
-        engine.connect().close()
-    except sa.exc.OperationalError as err:
-        reason = str(err.orig).strip().splitlines()[0] if err.orig is not None else str(err)
-        fix = ("check the path and its permissions" if backend == "sqlite" else
-               "start the database server or fix host, port, user and database in the URL")
-        raise StoreError(f"cannot open the store {shown}: {reason}; {fix}") from None
-    return engine
-
-
-def _sqlite_connect(dbapi_conn, _record) -> None:
-    """WAL journal (readers never block the writer) and transactions begun by `_sqlite_begin`."""
-    dbapi_conn.isolation_level = None
-    dbapi_conn.execute("PRAGMA journal_mode=WAL")
-
-
-def _sqlite_begin(conn) -> None:
-    """Writes take the write lock up front (waiting on the busy timeout), never upgrade to it midway."""
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("zoo_write") else "BEGIN")
 
 
 def open_store(url: str | os.PathLike | None = None, lease: float = DEFAULT_LEASE) -> Store:
