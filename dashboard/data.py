@@ -164,10 +164,16 @@ def real_images(data_options: str, split: str = "test", n: int = 16):
 
 
 # --- the leaderboard --------------------------------------------------------------------------
-def leaderboard(w: pd.DataFrame, aggregate: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+WHERE = {name: "train precision" if name == "dtype_policy" else name for name in results.WHERE_COLUMNS}
+
+
+def leaderboard(w: pd.DataFrame, aggregate: bool = False,
+                where: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(ranked, apart): FINISHED runs ranked by test nats (a likelihood-free model gets no rank and
     NaN, shown "n/a"); everything else (FAILED, DIVERGED, RUNNING) apart, never ranked. With
-    `aggregate`, one ranked row per (experiment, label): means over seeds and the seed sd."""
+    `aggregate`, one ranked row per (experiment, label): means over seeds and the seed sd. With
+    `where`, the columns of `WHERE`: host, devices, replicas, train precision (the Keras dtype policy)
+    and library versions ("?" for a run recorded before they were; aggregated: the distinct values)."""
     fin, rest = w[w["status"] == "FINISHED"], w[w["status"] != "FINISHED"]
     col = lambda name: fin[name] if name in fin else np.nan  # noqa: E731
     t = pd.DataFrame({"run": fin["run_id"], "experiment": fin["experiment"], "model": fin["label"],
@@ -178,15 +184,23 @@ def leaderboard(w: pd.DataFrame, aggregate: bool = False) -> tuple[pd.DataFrame,
     for name in SAMPLE_METRICS:
         t[name] = col(name)
     t["params"], t["train s"], t["samples/s"] = col("param_count"), col("wall_time"), col("samples_per_sec")
+    if where:  # after the nats columns, where a wide table still shows them
+        at = list(t.columns).index("bits/dim") + 1
+        for i, (name, label) in enumerate(WHERE.items()):
+            t.insert(at + i, label, fin[name].map(
+                lambda v: "?" if pd.isna(v) else str(int(v) if isinstance(v, float) else v)))
     no_likelihood = ["nats", "± se", "bits/dim", "gap to optimum", "population gap"]
     t.loc[fin["likelihood"] == "none", no_likelihood] = np.nan
     optional = ["IS-NLL", "IS k", "gap to optimum", "population gap", *SAMPLE_METRICS]
     t = t.drop(columns=[c for c in optional if t[c].isna().all()])
     if aggregate and not t.empty:
         keys = ["experiment", "model", "family", "kind"]
-        num = [c for c in t.columns if c not in keys + ["run", "seed", "± se"]]
+        text = [label for label in WHERE.values() if label in t]
+        num = [c for c in t.columns if c not in keys + text + ["run", "seed", "± se"]]
         g = t.groupby(keys, sort=False)
         agg = g[num].mean()
+        for label in text:
+            agg[label] = g[label].agg(lambda v: ", ".join(sorted(set(v))))
         agg.insert(1, "± sd", g["nats"].std())
         agg.insert(0, "seeds", g.size())
         t = agg.reset_index()

@@ -163,6 +163,26 @@ def test_leaderboard_aggregates_over_seeds(db, monkeypatch):
     assert agg["nats"].to_dict() == pytest.approx(per_run.to_dict())
 
 
+def test_leaderboard_shows_where_each_run_ran(db, store, monkeypatch):
+    """The "where" toggle adds host, devices, replicas, train precision and versions, as recorded by
+    the runner; a run recorded without them (the hand-made GAN) shows "?"."""
+    import socket
+
+    at = app(db, monkeypatch=monkeypatch)
+    assert "host" not in at.dataframe[0].value
+    at.toggle(key="where").set_value(True).run()
+    ranked, free = at.dataframe[0].value.set_index("model"), at.dataframe[1].value.set_index("model")
+    runs = store.runs(status="FINISHED").set_index("label")
+    for label, row in ranked.iterrows():
+        assert row["host"] == runs.loc[label, "host"] == socket.gethostname()
+        assert row["devices"] == runs.loc[label, "devices"] == "CPU:0" and row["replicas"] == "1"
+        assert row["train precision"] == "float32" and row["versions"].startswith("tensorflow ")
+    assert free.loc["gan", "host"] == "?" and free.loc["gan", "replicas"] == "?"
+    at.toggle(key="aggregate").set_value(True).run()
+    agg = at.dataframe[0].value.set_index("model")
+    assert (agg["train precision"] == "float32").all() and (agg["replicas"] == "1").all()
+
+
 def test_badges_and_their_colours_come_from_the_vocabulary():
     from dashboard import data
 

@@ -111,6 +111,28 @@ def test_leaderboard_in_a_browser_shows_the_runs_families(server, browser, tmp_p
     page.close()
 
 
+def test_leaderboard_in_a_browser_shows_where_runs_ran(server, browser, tmp_path):
+    """The "where" toggle, clicked in the page: the ranked table gains the runs' host, devices, dtype
+    policy and library versions."""
+    import socket
+
+    url, _ = server
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(url, timeout=120_000)
+    page.get_by_role("heading", name="Leaderboard").wait_for(timeout=120_000)
+    cells = page.locator('[data-testid="stDataFrame"] [role="gridcell"]')
+    cells.first.wait_for(state="attached", timeout=120_000)
+    assert "float32" not in set(cells.all_text_contents())
+    page.get_by_text("Where each run ran").click()
+    cells.filter(has_text="float32").first.wait_for(state="attached", timeout=120_000)
+    shown = set(cells.all_text_contents())
+    assert {"float32", "CPU:0", socket.gethostname()} <= shown
+    assert any(text.startswith("tensorflow ") for text in shown)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert _shot(page, tmp_path, "dashboard_leaderboard_where.png").stat().st_size > 10_000
+    page.close()
+
+
 def test_samples_page_in_a_browser_shows_pictures(server, browser, tmp_path):
     url, _ = server
     page = browser.new_page(viewport={"width": 1400, "height": 1000})

@@ -10,8 +10,10 @@ url, r = ui.start("Leaderboard", "Test negative log-likelihood of the discrete d
                   "(lower is better). Click a column header to sort.")
 w = data.wide(url)
 w = w[w["run_id"].isin(r["run_id"])]
-aggregate = st.toggle("One row per model (mean over seeds, ± sd)", key="aggregate")
-ranked, apart = data.leaderboard(w, aggregate)
+left, right = st.columns(2)
+aggregate = left.toggle("One row per model (mean over seeds, ± sd)", key="aggregate")
+where = right.toggle("Where each run ran (host, devices, replicas, precision, versions)", key="where")
+ranked, apart = data.leaderboard(w, aggregate, where)
 
 ui.kind_badges(ranked["kind"])
 st.markdown("**Bounds and exact values are different kinds of number.** *exact* is the model's "
