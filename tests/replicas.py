@@ -4,9 +4,10 @@ TensorFlow starts). `python tests/replicas.py update OUT.json` or `... worker IN
 update: for every family, one SGD step on the same global batch of 256 bars images, on one device
 and on 2 mirrored replicas, from the same weights; SGD's update is linear in the gradient, so a
 replica-count error shows as a factor 2 in its norm. A third run with the 1/replicas scaling
-patched out is the control that the check sees such an error. Also: log_prob of the mirrored model
-against the same weights on one device, and that the replicas' copies of every weight agree
-(also after a flow's first step, where ActNorm initialises from the data)."""
+patched out is the control that the check sees such an error. Also: log_prob (AIS for the GAN),
+log_prob_is and samples of the mirrored model against the same weights on one device, and that
+the replicas' copies of every weight agree (also after a flow's first step, where ActNorm
+initialises from the data)."""
 from __future__ import annotations
 
 import json
@@ -63,11 +64,7 @@ def updates(out):
         d_one = one_step(ref, x)
         mirrored = build(name, dataset, two, weights)
         same_weights = build(name, dataset, one, [w.numpy() for w in mirrored.weights])
-        row = {"log_prob_diff": 0.0}
-        if name in ("pixelcnn", "vae"):  # evaluation under either strategy: same numbers
-            a = mirrored.log_prob(dataset.test[:64], seed=3).numpy()
-            b = same_weights.log_prob(dataset.test[:64], seed=3).numpy()
-            row["log_prob_diff"] = float(np.abs(a - b).max())
+        row = evaluation_diffs(mirrored, same_weights, dataset.test[:64])
         d_two = one_step(mirrored, x)
         saved = zoo.contract.replica_scaled, zoo.models.gan.replica_scaled
         zoo.contract.replica_scaled = zoo.models.gan.replica_scaled = lambda loss: loss  # the classic bug
@@ -86,6 +83,17 @@ def updates(out):
     result["flow_first_step"] = {"replica_spread": replica_spread(fresh)}
     with open(out, "w") as f:
         json.dump(result, f)
+
+
+def evaluation_diffs(mirrored, one, x):
+    """What the runner evaluates, under either strategy: log_prob (the GAN's is AIS), log_prob_is
+    (models with latents) and samples, from the same weights and seeds -- largest differences."""
+    diff = lambda a, b: float(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)).max())  # noqa: E731
+    row = {"log_prob_diff": diff(mirrored.log_prob(x, seed=3), one.log_prob(x, seed=3)),
+           "sample_diff": diff(mirrored.sample(8, seed=5), one.sample(8, seed=5)), "is_diff": 0.0}
+    if one.has_importance_sampling:
+        row["is_diff"] = diff(mirrored.log_prob_is(x, 5, seed=4), one.log_prob_is(x, 5, seed=4))
+    return row
 
 
 def replica_spread(model):

@@ -21,7 +21,8 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
 def test_two_replicas_apply_the_one_device_update(tmp_path):
     """One SGD step on the same global batch of 256: the update on 2 mirrored replicas has the norm
     of the one-device update (within the training noise; exactly for the noise-free PixelCNN),
-    while the same step without the 1/replicas scaling is twice as large -- the check sees it. The
+    while the same step without the 1/replicas scaling is twice as large -- the check sees it.
+    Evaluation (log_prob, AIS, IS, samples) gives the same numbers under either strategy. The
     replicas' copies of every weight agree afterwards, also after a flow's first step from scratch
     (ActNorm's data-dependent init; it once kept each replica's own half-batch statistics)."""
     out = tmp_path / "updates.json"
@@ -36,7 +37,8 @@ def test_two_replicas_apply_the_one_device_update(tmp_path):
         assert row["norm"] > 0, name
         assert 0.9 < row["ratio"] < 1.1, (name, row)
         assert 1.8 < row["bug_ratio"] < 2.2, (name, row)
-        assert row["log_prob_diff"] < 1e-4, (name, row)
+        assert row["log_prob_diff"] < 1e-4 and row["is_diff"] < 1e-4, (name, row)  # nats, same seeds
+        assert row["sample_diff"] == 0, (name, row)  # uint8 images
     assert rows["pixelcnn"]["cosine"] > 0.99999 and abs(rows["pixelcnn"]["ratio"] - 1) < 1e-4
 
 
