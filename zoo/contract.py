@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
+from collections.abc import Iterator
 from typing import Literal
 
 import keras
@@ -158,10 +159,68 @@ class GenerativeModel(keras.Model):
             raise ValueError(f"{self.name}: expected images of shape [B, {shape}] (batch, height, width, "
                              f"channels), got {list(x.shape)}; "
                              f"add a channel axis with x[..., None] if it is missing")
-        if tf.executing_eagerly() and x.shape[0] and int(tf.reduce_max(x)) >= self.levels:
+        if not tf.executing_eagerly():  # inside a tf.function: the same check as an op (XLA drops it;
+            return self._assert_levels(x)  # the Keras entry points below check the data first)
+        if x.shape[0] and int(tf.reduce_max(x)) >= self.levels:
             raise ValueError(f"{self.name}: pixel value {int(tf.reduce_max(x))} "
                              f"is outside [0, {self.levels - 1}] for a model built for {self.levels} levels")
         return x
+
+    def _assert_levels(self, x):
+        """`x` after an in-graph check that every value is < levels (InvalidArgumentError if not)."""
+        big = tf.reduce_max(tf.concat([tf.reshape(x, [-1]), tf.zeros([1], x.dtype)], 0))  # 0 when empty
+        check = tf.debugging.assert_less(
+            tf.cast(big, tf.int32), self.levels,
+            message=f"{self.name}: a pixel value is outside [0, {self.levels - 1}] for a model built "
+                    f"for {self.levels} levels (the largest value in the batch is shown)", summarize=1)
+        with tf.control_dependencies([check]):
+            return tf.identity(x)
+
+    def _checked(self, data):
+        """Training / evaluation data for a Keras entry point, checked before any step runs (XLA
+        drops in-graph asserts): images (and labels) as arrays or tensors now; a tf.data.Dataset with
+        the check mapped over its batches; anything else (generators, PyDataset) in each step."""
+        if data is None:
+            return None
+        if isinstance(data, tf.data.Dataset):
+            spec = data.element_spec
+            spec = spec[0] if isinstance(spec, (tuple, list)) else spec
+            self.check_input(tf.zeros([0, *self.data_shape], getattr(spec, "dtype", tf.uint8)))  # dtype now
+            return data.map(lambda *b: self._check_batch(b[0] if len(b) == 1 else b))
+        if isinstance(data, (np.ndarray, tf.Tensor)) or hasattr(data, "__array__"):
+            return self.check_input(data)
+        if isinstance(data, (tuple, list)) and data and isinstance(data[0], (np.ndarray, tf.Tensor)):
+            return (self.check_input(data[0]), *data[1:])
+        if isinstance(data, keras.utils.PyDataset):
+            return _CheckedPyDataset(data, self._check_batch)
+        if isinstance(data, Iterator):  # a generator: each batch as Keras draws it
+            return (self._check_batch(batch) for batch in data)
+        return data
+
+    def _check_batch(self, batch):
+        x, rest = (batch[0], tuple(batch[1:])) if isinstance(batch, (tuple, list)) else (batch, ())
+        x = self.check_input(x)
+        return (x, *rest) if rest else x
+
+    def _entry(method):  # noqa: N805 - a decorator used in the class body below
+        """A Keras entry point whose `x` (and fit's `validation_data`) pass `_checked` first."""
+        signature = inspect.signature(getattr(keras.Model, method))
+
+        def wrapped(self, *args, **kwargs):
+            bound = signature.bind(self, *args, **kwargs)
+            for name in ("x", "validation_data"):
+                if name in bound.arguments:
+                    bound.arguments[name] = self._checked(bound.arguments[name])
+            return getattr(keras.Model, method)(*bound.args, **bound.kwargs)
+
+        wrapped.__name__ = method
+        wrapped.__doc__ = f"`keras.Model.{method}` on uint8 images checked as `check_input` does."
+        return wrapped
+
+    fit, evaluate, predict = _entry("fit"), _entry("evaluate"), _entry("predict")
+    train_on_batch, test_on_batch = _entry("train_on_batch"), _entry("test_on_batch")
+    predict_on_batch = _entry("predict_on_batch")
+    del _entry
 
     def check_labels(self, labels, n):
         """Class labels as int32 `[n]` (an int broadcasts), or None when `labels` is None.
@@ -212,6 +271,8 @@ class GenerativeModel(keras.Model):
         gen, draws = self._seed(seed), 1 if self.likelihood == "exact" else int(draws)
         if draws < 1:
             raise ValueError(f"{self.name}: draws must be >= 1, got {draws}")
+        if x.shape[0] == 0:  # an empty batch: empty terms (convolutions refuse a batch of 0)
+            return {name: tf.zeros([0]) for name in self.term_names}
         total = self._nll_terms(x, seed=gen, training=training, labels=labels)
         for _ in range(draws - 1):
             more = self._nll_terms(x, seed=gen, training=training, labels=labels)
@@ -234,6 +295,8 @@ class GenerativeModel(keras.Model):
         (a conditional model; drawn uniformly when omitted), ... Raises ValueError naming an option
         or method the family does not have."""
         self.check_options("sample", options)
+        if int(n) == 0:
+            return tf.zeros([0, *self.data_shape], tf.uint8)
         if options.get("labels") is not None:
             options["labels"] = self.check_labels(options["labels"], int(n))
         out = self._sample(int(n), seed=self._seed(seed), **options)
@@ -290,6 +353,8 @@ class GenerativeModel(keras.Model):
         if not self.has_importance_sampling:
             raise NotImplementedError(f"{self.name} has no importance-sampling estimate")
         x = self.check_input(x)
+        if x.shape[0] == 0:
+            return tf.zeros([0])
         if self._lw_fn is None:
             self._lw_fn = tf.function(self._log_weights, reduce_retracing=True)
         chunk = chunk or max(1, min(k, self.is_budget // max(1, int(x.shape[0]))))
@@ -316,11 +381,13 @@ class GenerativeModel(keras.Model):
         return self.mean_nll(terms), terms
 
     def _unpack(self, data):
-        """A `fit` batch -> (uint8 images, int32 labels or None); labels only for conditional models."""
+        """A `fit` batch -> (uint8 images, int32 labels or None); labels only for conditional models.
+        The images pass `check_input`: a wrong dtype fails the first step's trace (TypeError), a value
+        >= levels the step (unless XLA dropped the assert: the entry points check first)."""
         if not isinstance(data, (tuple, list)):
-            return data, None
+            return self.check_input(data), None
         labels = data[1] if self.needs_labels and len(data) > 1 else None
-        return data[0], None if labels is None else tf.cast(labels, tf.int32)
+        return self.check_input(data[0]), None if labels is None else tf.cast(labels, tf.int32)
 
     def _track(self, terms):
         """Update each term's tracker with its batch mean; returns the logs `fit` prints: the terms'
@@ -344,3 +411,25 @@ class GenerativeModel(keras.Model):
     def test_step(self, data):
         x, labels = self._unpack(data)
         return self._track(self._nll_terms(x, seed=self.seed_generator, training=False, labels=labels))
+
+
+class _CheckedPyDataset(keras.utils.PyDataset):
+    """A `keras.utils.PyDataset` whose batches pass `check` as they are drawn."""
+
+    def __init__(self, inner, check):
+        super().__init__(workers=inner.workers, use_multiprocessing=inner.use_multiprocessing,
+                         max_queue_size=inner.max_queue_size)
+        self.inner, self.check = inner, check
+
+    def __len__(self):
+        return len(self.inner)
+
+    @property
+    def num_batches(self):
+        return self.inner.num_batches
+
+    def __getitem__(self, index):
+        return self.check(self.inner[index])
+
+    def on_epoch_end(self):
+        self.inner.on_epoch_end()
