@@ -1,7 +1,7 @@
-"""What the dashboard reads, in one module: the results store through `zoo.results` only (cached
-with st.cache_data, so a page rerun does not hit the database), the files its artifacts name (PNG
-grids, report CSVs) and the real images of a run's dataset (`zoo.data`, TensorFlow-free).
-Only `load_model` / `redraw` import TensorFlow, lazily (Explore and the seed redraw).
+"""What the dashboard reads from the store: through `zoo.results` only (cached with st.cache_data,
+so a page rerun does not hit the database), the leaderboard built from it, and the real images of a
+run's dataset (`zoo.data`, TensorFlow-free). The files the store's artifacts name are read by
+`dashboard.artifacts`. Config JSON from the store is parsed with json only.
 The names it shows (likelihood kinds, families, sample metrics) come from `zoo.vocabulary`.
 """
 from __future__ import annotations
@@ -83,10 +83,23 @@ def badge_markdown_colour(label: str) -> str:
 
 
 def _json(text) -> dict:
+    """A JSON object from the store (a run's config), else {}: parsed with json alone, never eval."""
     try:
-        return json.loads(text) if isinstance(text, str) else {}
-    except ValueError:
+        got = json.loads(text) if isinstance(text, str) else {}
+    except (ValueError, RecursionError):
         return {}
+    return got if isinstance(got, dict) else {}
+
+
+def _entry(cfg: dict, key: str) -> dict:
+    return cfg.get(key) if isinstance(cfg.get(key), dict) else {}
+
+
+def _whole(v):
+    """`v` if it is a whole number (IWAE's k), else None."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    return int(v) if isinstance(v, int) or (np.isfinite(v) and v == int(v)) else None
 
 
 # --- cached store reads -----------------------------------------------------------------------
@@ -96,11 +109,11 @@ def runs(url: str) -> pd.DataFrame:
     `data_options` (the dataset entry of its config as JSON, for `real_images`)."""
     df = _store(url).runs()
     cfg = df["config"].map(_json)
-    df["k"] = cfg.map(lambda c: (c.get("hparams") or {}).get("k"))
+    df["k"] = cfg.map(lambda c: _whole(_entry(c, "hparams").get("k")))
     df["family"] = df["model"].map(family)
     df["badge"] = [badge(lk, k) for lk, k in zip(df["likelihood"], df["k"])]
     df["name"] = [f"#{i} {lab} s{s}" for i, lab, s in zip(df["run_id"], df["label"], df["seed"])]
-    df["data_options"] = [json.dumps(c.get("dataset") or {"name": d}, sort_keys=True)
+    df["data_options"] = [json.dumps(_entry(c, "dataset") or {"name": d}, sort_keys=True, default=str)
                           for c, d in zip(cfg, df["dataset"])]
     return df
 
@@ -127,38 +140,17 @@ def artifacts(url: str) -> pd.DataFrame:
     return _store(url).artifacts()
 
 
-def artifact(arts: pd.DataFrame, run_id: int, name: str) -> Path | None:
-    """The file of artifact `name` of a run, or None when it was not recorded or is gone.
-    A relative path (the runner's default `--out runs`) is tried from here and from the repo."""
-    rows = arts[(arts["run_id"] == run_id) & (arts["name"] == name)]
-    if rows.empty:
-        return None
-    path = Path(rows["path"].iloc[0]).expanduser()
-    return next((p for p in (path, REPO / path) if p.exists()), None)
-
-
-@st.cache_data(show_spinner=False)
-def report(path: str, mtime: float) -> pd.DataFrame:
-    """A report CSV (`mtime` keys the cache, so a rewritten file is read again)."""
-    return pd.read_csv(path)
-
-
-def run_report(arts, run_id, name) -> pd.DataFrame | None:
-    path = artifact(arts, run_id, f"report_{name}")
-    return None if path is None else report(str(path), path.stat().st_mtime)
-
-
 # --- data sets (no TensorFlow) ----------------------------------------------------------------
 @st.cache_data(show_spinner="Loading real images ...", max_entries=8)
 def real_images(data_options: str, split: str = "test", n: int = 16):
     """(first `n` images of `split`, levels) of a run's dataset, or None when it is not on disk."""
-    opts = json.loads(data_options)
+    opts = _json(data_options)
     name = opts.pop("name", None)
-    if not name or not zdata.available_offline(name):
-        return None
     try:
-        ds = zdata.load(name, **opts)
-    except (OSError, ValueError):
+        if not isinstance(name, str) or not zdata.available_offline(name):
+            return None
+        ds = zdata.load(name, **opts)  # options checked by zoo.data (a bad one is a DataError)
+    except (OSError, ValueError, TypeError, MemoryError):
         return None
     return ds.split(split)[:n], ds.levels
 
@@ -212,19 +204,3 @@ def leaderboard(w: pd.DataFrame, aggregate: bool = False,
                           "error": rest["error"].map(lambda e: e.strip().splitlines()[-1][:200]
                                                      if isinstance(e, str) and e.strip() else "")})
     return t, apart.reset_index(drop=True)
-
-
-# --- models (TensorFlow, lazily) --------------------------------------------------------------
-@st.cache_resource(show_spinner="Loading the model (imports TensorFlow on first use) ...", max_entries=4)
-def load_model(path: str):
-    """keras.saving.load_model of a run's `model` artifact, after registering the zoo's families."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import zoo
-
-    return zoo.load_model(path)
-
-
-@st.cache_data(show_spinner="Sampling ...", max_entries=32)
-def redraw(path: str, n: int, seed: int) -> np.ndarray:
-    """`n` fresh samples, uint8 [n, H, W, C]; equal seeds give equal samples (the contract)."""
-    return np.asarray(load_model(path).sample(int(n), seed=int(seed)))

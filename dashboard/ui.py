@@ -3,13 +3,14 @@ with placeholders, and the Altair charts several pages draw. No TensorFlow here.
 from __future__ import annotations
 
 import io
+import re
 
 import altair as alt
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import data
+from dashboard import artifacts, data
 from zoo.images import grid
 from zoo.vocabulary import SAMPLE_METRICS
 
@@ -81,17 +82,28 @@ def png(images, levels: int, ncols: int | None = None) -> bytes:
     return buf.getvalue()
 
 
-def image(path, caption: str) -> None:
-    """The image file at `path`, or a placeholder saying it is missing."""
-    if path is not None and path.exists():
-        st.image(str(path), caption=caption, width="stretch", output_format="PNG")
+def image(got: artifacts.Read, caption: str) -> None:
+    """The picture a reading helper gave (artifacts.read_image), or a placeholder saying why there is none."""
+    if got.ok:
+        st.image(got.value, caption=caption, width="stretch", output_format="PNG")
     else:
-        placeholder(caption)
+        placeholder(caption, got.why)
 
 
-def placeholder(caption: str, why: str = "no image recorded for this run (missing artifact)") -> None:
+MARKDOWN = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|:$~&=])")
+
+
+def plain(text) -> str:
+    """`text` (store data: run names, recorded paths) escaped for st.markdown: shown as written, never
+    read as links, images, colours, icons or LaTeX."""
+    return MARKDOWN.sub(r"\\\1", " ".join(str(text).split()))
+
+
+def placeholder(caption: str, why: str = f"no image recorded for this run ({artifacts.MISSING})") -> None:
+    """A box in place of a picture or chart: what it is and why it is not shown (for a bad artifact,
+    the reading helper's sentence naming the file and the reason)."""
     with st.container(border=True):
-        st.markdown(f"**{caption}**  \n:gray[{why}]")
+        st.markdown(f"**{plain(caption)}**  \n:gray[{plain(why)}]")
 
 
 def real_row(run: pd.Series, n: int = 16, caption: str = "real test images") -> tuple | None:
@@ -174,11 +186,12 @@ def metric_row(m: pd.Series, tiles) -> None:
 
 
 def live_report(url: str, run: pd.Series, name: str, what: str) -> pd.DataFrame | None:
-    """The run's saved report table `name` (artifact report_<name>), or None after a placeholder."""
-    table = data.run_report(data.artifacts(url), run["run_id"], name)
-    if table is None:
-        placeholder(what, f"this run saved no report_{name}")
-    return table
+    """The run's saved report table `name` (artifact report_<name>), or None after a placeholder naming
+    the file and why it could not be read."""
+    got = artifacts.read_report(data.artifacts(url), run, name)
+    if not got.ok:
+        placeholder(what, got.why)
+    return got.value
 
 
 def pictures(url: str, run: pd.Series) -> None:
@@ -187,4 +200,4 @@ def pictures(url: str, run: pd.Series) -> None:
     with c1:
         real_row(run)
     with c2:
-        image(data.artifact(data.artifacts(url), run["run_id"], "samples_png"), f"samples of {run['name']}")
+        image(artifacts.read_image(data.artifacts(url), run), f"samples of {run['name']}")

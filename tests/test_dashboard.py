@@ -224,10 +224,11 @@ def test_samples_seed_redraws_from_the_model(db, store, ids, monkeypatch):
 
 
 def test_redraw_is_deterministic_per_seed(store, ids):
-    from dashboard import data
+    from dashboard import artifacts
 
     path = store.artifacts(ids["flow"]).set_index("name")["path"]["model"]
-    a, b, c = data.redraw(path, 16, 5), data.redraw.__wrapped__(path, 16, 5), data.redraw(path, 16, 6)
+    redraw = artifacts.redraw
+    a, b, c = redraw(path, 16, 5), redraw.__wrapped__(path, 16, 5), redraw(path, 16, 6)
     assert a.shape == (16, 4, 4, 1) and a.dtype == np.uint8 and set(np.unique(a)) <= {0, 1}
     assert np.array_equal(a, b) and not np.array_equal(a, c)
 
@@ -310,10 +311,10 @@ def test_explore_reconstructs_interpolates_and_maps_the_latent(db, ids, label, m
 
 def test_flow_reconstruction_is_exact(store, ids):
     """What Explore shows for the flow: decode(encode(x)) == x (a bijection, midpoint dequantised)."""
-    from dashboard import data
+    from dashboard import artifacts
     from zoo import data as zdata
 
-    model = data.load_model(store.artifacts(ids["flow"]).set_index("name")["path"]["model"])
+    model = artifacts.load_model(store.artifacts(ids["flow"]).set_index("name")["path"]["model"])
     x = zdata.load("bars", n_train=10, n_valid=10, n_test=10).test
     assert np.abs(np.asarray(model.decode(model.encode(x))) - x).max() < 1e-3
 

@@ -3,7 +3,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, ui
+from dashboard import artifacts, data, ui
 
 url, r = ui.start("Bound anatomy", "Each family's -log P(x) taken apart: the terms it sums (test means, "
                   "nats) and the reports the runner saved.")
@@ -14,10 +14,19 @@ truth = truth if truth == truth else None  # NaN -> None
 tabs = st.tabs(["VAE", "IS vs k", "Flow", "PixelCNN", "Diffusion", "GAN"])
 
 
-def reports(runs, name):
-    """{run name: report frame} of the runs that saved report_<name>."""
-    got = {run["name"]: data.run_report(arts, run["run_id"], name) for _, run in runs.iterrows()}
-    return {k: v for k, v in got.items() if v is not None}
+def reports(runs, name, what):
+    """({run name: report frame} of the runs that saved report_<name>, how many saved one that cannot
+    be read): a placeholder naming the file and why for each of those; runs that recorded none are
+    skipped."""
+    got, bad = {}, 0
+    for _, run in runs.iterrows():
+        read = artifacts.read_report(arts, run, name)
+        if read.ok:
+            got[run["name"]] = read.value
+        elif read.file:
+            ui.placeholder(f"{what} of {run['name']}", read.why)
+            bad += 1
+    return got, bad
 
 
 with tabs[0]:
@@ -25,6 +34,8 @@ with tabs[0]:
                 r"$\mathrm{KL}(q(z|x)\,\|\,p(z))$, the nats the code carries. Runs on one dashed diagonal "
                 "have the same ELBO; IWAE adds iw_gain <= 0.")
     v = w[w["run_id"].isin(ui.finished(r, "VAE")["run_id"])]
+    terms = ["rate", "distortion", "nll"]  # a run recorded without them (another version) is not drawn
+    v = v.dropna(subset=terms) if set(terms) <= set(v.columns) else v.iloc[:0]
     if v.empty:
         ui.no_runs("VAE")
     else:
@@ -43,10 +54,10 @@ with tabs[1]:
     st.markdown(r"$\log p(x) \ge \mathcal{L}_k = \mathbb{E}\log\frac{1}{k}\sum_i \frac{p(x,z_i)}{q(z_i|x)}$, "
                 r"rising with k towards log p(x) (Burda et al. 2016). Mean $-\mathcal{L}_k$ over test "
                 "images; dashed: the true NLL where known (bars).")
-    got = reports(fin, "is_vs_k")
-    if not got:
+    got, bad = reports(fin, "is_vs_k", "-L_k against k")
+    if not got and not bad:
         ui.no_runs("with an importance-sampling estimate (VAE, IWAE, flow)")
-    else:
+    elif got:
         df = pd.concat([d.assign(run=n) for n, d in got.items()])
         st.altair_chart(ui.lines(df, "k", "nll", "run", log_x=True, rule=truth), width="stretch")
 
@@ -64,8 +75,8 @@ with tabs[2]:
 with tabs[3]:
     st.markdown(r"$-\log p(x) = \sum_t -\log p(x_t \mid x_{<t})$: each pixel's share of the exact NLL, "
                 "averaged over test images (raster order: left to right, top to bottom).")
-    got = reports(ui.finished(r, "PixelCNN"), "pixel_nll")
-    if not got:
+    got, bad = reports(ui.finished(r, "PixelCNN"), "pixel_nll", "per-pixel NLL")
+    if not got and not bad:
         ui.no_runs("PixelCNN")
     for n, df in got.items():
         st.altair_chart(ui.heatmap(df, f"{n}: {df['nats'].sum():.3f} nats in all"), width="content")
@@ -74,7 +85,7 @@ with tabs[4]:
     st.markdown(r"$-\log p(x) \le$ **prior** + **diffusion** + **reconstruction** (the VLB); the diffusion "
                 "term spread over the timesteps t shows where along the noise schedule the bound is paid.")
     d = ui.finished(r, "Diffusion")
-    got = reports(d, "timestep_loss")
+    got, _ = reports(d, "timestep_loss", "loss per timestep")
     if d.empty:
         ui.no_runs("Diffusion")
     elif got:

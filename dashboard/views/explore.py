@@ -3,7 +3,7 @@ the latent manifold (a grid when z is 2-D, a strip when 1-D). Loads the model: T
 import numpy as np
 import streamlit as st
 
-from dashboard import data, ui
+from dashboard import artifacts, data, ui
 from zoo.vocabulary import LATENT_FAMILIES
 
 url, r = ui.start("Latent explorer", "VAE: z = the posterior mean mu(x), pictures are E[x|z]. "
@@ -14,14 +14,19 @@ if fin.empty:
     ui.no_runs("VAE / IWAE / flow")
     st.stop()
 run = ui.pick_run(fin, "Run", key="explore_run", by=data.wide(url))
-path = data.artifact(data.artifacts(url), run["run_id"], "model")
 got = data.real_images(run["data_options"], "test", 64)
-if path is None or got is None:
-    ui.placeholder(run["name"], "no saved model (missing artifact)" if path is None
-                   else "its data is not on this machine")
+if got is None:
+    ui.placeholder(run["name"], "its data is not on this machine")
     st.stop()
 x, levels = got
-model = data.load_model(str(path))
+read = artifacts.read_model(data.artifacts(url), run)
+if read.ok and not all(hasattr(read.value, f) for f in ("encode", "decode")):
+    why = f"{read.file} (model): a {type(read.value).__name__} has no encoder or decoder to explore"
+    read = artifacts.Read(why=why, file=read.file)
+if not read.ok:
+    ui.placeholder(run["name"], read.why)
+    st.stop()
+model = read.value
 is_flow = run["family"] == "Flow"
 
 
@@ -35,9 +40,16 @@ def decode(z):
     return np.asarray(model.decode(np.asarray(z, np.float32)))
 
 
-st.subheader("Reconstructions")
 n = 8
-st.image(ui.png(np.concatenate([x[:n], decode(encode(x[:n]))]), levels, ncols=n), output_format="PNG",
+try:  # a model that does not fit its run's data (another version, another dataset) is shown, not raised
+    recon = decode(encode(x[:n]))
+except Exception as err:  # noqa: BLE001
+    ui.placeholder(run["name"], f"{read.file} (model): does not encode and decode this run's test images "
+                   f"({artifacts.error_text(err)})")
+    st.stop()
+
+st.subheader("Reconstructions")
+st.image(ui.png(np.concatenate([x[:n], recon]), levels, ncols=n), output_format="PNG",
          caption="top: test images; bottom: decode(encode(x))"
          + (" - exact for a bijection" if is_flow else ""))
 

@@ -2,7 +2,7 @@
 fresh samples from the saved models (the only place here that loads TensorFlow, on demand)."""
 import streamlit as st
 
-from dashboard import data, ui
+from dashboard import artifacts, data, ui
 
 url, r = ui.start("Samples", "Each run's saved sample grid beside real test images of the same data.")
 fin = ui.finished(r)
@@ -23,16 +23,12 @@ with cols[0]:
 for col, (_, run) in zip(cols[1:], picked.iterrows()):
     with col:
         caption = f"{run['name']} ({run['badge']})"
-        model = data.artifact(arts, run["run_id"], "model")
         if not redraw:
-            ui.image(data.artifact(arts, run["run_id"], "samples_png"), caption)
-        elif model is None:
-            ui.placeholder(caption, "no saved model to redraw from (missing artifact)")
+            ui.image(artifacts.read_image(arts, run), caption)
+            continue
+        got = artifacts.redraw_samples(arts, run, 16, int(seed))
+        if got.ok:
+            st.image(ui.png(*got.value), caption=f"{caption}, seed {seed}", width="stretch",
+                     output_format="PNG")
         else:
-            try:
-                x = data.redraw(str(model), 16, int(seed))
-            except Exception as err:  # noqa: BLE001 - an unloadable model is shown, not raised
-                ui.placeholder(caption, f"could not load or sample the model: {type(err).__name__}: {err}")
-            else:
-                st.image(ui.png(x, data.load_model(str(model)).levels), caption=f"{caption}, seed {seed}",
-                         width="stretch", output_format="PNG")
+            ui.placeholder(caption, f"no samples to redraw from: {got.why}")
