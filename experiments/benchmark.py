@@ -8,7 +8,6 @@ figures the issues set as targets, next to the targets. Nothing here is timed by
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import NamedTuple
 
 import pandas as pd
 
+from experiments.cli import Parser, out_folder
 from zoo.data import BARS_NOISE, bars_entropy
 from zoo.vocabulary import SAMPLE_METRICS, family
 
@@ -280,18 +280,19 @@ def print_suite(store, suite: str, experiment: str) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m experiments bench")
+    parser = Parser(prog="python -m experiments bench")
     parser.add_argument("suites", nargs="*", default=["bars", "digits"],
                         help=f"any of {', '.join(SUITES)}, all")
     parser.add_argument("--db", default=None,
                         help="results store (default: $ZOO_DB or experiments/results.sqlite)")
-    parser.add_argument("--out", default="runs")
+    parser.add_argument("--out", default="runs", type=out_folder)
     parser.add_argument("--report-only", action="store_true", help="print the store's figures, train nothing")
     args = parser.parse_args(argv)
     suites = list(SUITES) if "all" in args.suites else args.suites
     unknown = set(suites) - set(SUITES)
     if unknown:
-        parser.error(f"unknown suite(s) {sorted(unknown)}; choose from {', '.join(SUITES)} or all")
+        names = ", ".join(map(repr, sorted(unknown)))
+        parser.error(f"unknown suite(s) {names}; choose from {', '.join(SUITES)} or all")
 
     from experiments import config as cfgmod
     from zoo.results import open_store

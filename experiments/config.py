@@ -12,20 +12,46 @@
         train: {epochs: 50}            # optional per-model overrides of `train`
         init_from: vae                 # optional: start from that earlier entry's trained weights
         sample: {method: ddim}         # optional: model.sample options for the grid and sample metrics
+
+Every mistake a user can make in a config raises ConfigError (a ValueError) naming the key, before
+anything is trained or written: `load` reads the file with yaml.safe_load (plain YAML, no Python tags).
+`parse` checks everything it can without TensorFlow first (keys, value types and ranges, the dataset
+and its options, model names, labels), then each family's hyper-parameters and sample options.
 """
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import functools
 import hashlib
 import json
 import math
+import re
+import types
+import typing
 from pathlib import Path
 from typing import Literal
 
 import yaml
 
-from zoo.registry import added_field, config_dict, make_config, where_field
-from zoo.vocabulary import Precision, Strategy
+from zoo.data import SPLITS, DataError, check_options
+from zoo.registry import added_field, config_dict, make_config, unknown_key_error, where_field
+from zoo.vocabulary import FAMILY_OF, Precision, Strategy
+
+
+class ConfigError(ValueError):
+    """A config the user must fix. The message names the offending key and what it takes (or the valid
+    keys); `path` says where that key sits, e.g. ("models", 0, "hparams", "latnt_dim")."""
+
+    path: tuple = ()
+
+    def __init__(self, message: str, path=()):
+        super().__init__(message)
+        self.path = tuple(path)
+
+
+class ConfigFileMissing(FileNotFoundError, ConfigError):
+    """The config file does not exist (a FileNotFoundError too)."""
 
 
 @dataclasses.dataclass
@@ -54,20 +80,31 @@ class TrainConfig:
     precision: Precision = added_field("float32")
 
     def __post_init__(self):
+        _check_fields(self, minima={"epochs": 1, "batch_size": 1, "patience": 0, "steps_per_epoch": 1})
+        if self.verbose not in (0, 1, 2):
+            raise ConfigError(f"verbose = {_show(self.verbose)}: give 0 (silent), 1 (progress bar) or 2 "
+                              f"(one line per epoch)", ("verbose",))
+        freq = self.tensorboard_update_freq
+        if not (freq in ("epoch", "batch") if isinstance(freq, str) else freq >= 1):
+            raise ConfigError(f"tensorboard_update_freq = {_show(freq)}: give 'epoch' or a number of "
+                              f"training steps >= 1", ("tensorboard_update_freq",))
         self.checkpoint_rule()
-        self.validation_epochs(1)
+        self._validation_rule()
 
-    def validation_epochs(self, steps_per_epoch: int) -> list[int]:
-        """The 1-based epochs that validate (Keras's `validation_freq` list), the last always among them.
-
-        Raises ValueError for a `validate_every` that is not "auto", "epoch" or a step count."""
+    def _validation_rule(self) -> float:
+        """Training steps between validations; raises ConfigError for a `validate_every` that is not
+        "auto", "epoch" or a step count."""
         every = AUTO_VALIDATE_STEPS if self.validate_every == "auto" else self.validate_every
         unit, n = _every(every, "validate_every")
         if unit != "steps":
-            raise ValueError(f"train.validate_every = {every!r}: validation is scheduled in training steps "
-                             f"(the same epochs on every machine); give a number of steps (e.g. 200) "
-                             f"or 'epoch'")
-        per = max(1, math.ceil(n / steps_per_epoch))
+            raise ConfigError(f"validate_every = {every!r}: validation is scheduled in training steps "
+                              f"(the same epochs on every machine); give a number of steps (e.g. 200) "
+                              f"or 'epoch'", ("validate_every",))
+        return n
+
+    def validation_epochs(self, steps_per_epoch: int) -> list[int]:
+        """The 1-based epochs that validate (Keras's `validation_freq` list), the last always among them."""
+        per = max(1, math.ceil(self._validation_rule() / steps_per_epoch))
         return sorted({*range(per, self.epochs + 1, per), self.epochs})
 
     def checkpoint_rule(self) -> tuple[str, float]:
@@ -84,10 +121,10 @@ def _every(value, key: str) -> tuple[str, float]:
         return "steps", 0
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return "steps", value
-    if isinstance(value, str) and value.endswith("s") and value[:-1].replace(".", "", 1).isdigit():
+    if isinstance(value, str) and value.endswith("s") and value[:-1].replace(".", "", 1).isdecimal():
         return "seconds", float(value[:-1])
-    raise ValueError(f"train.{key} = {value!r}: give 'epoch', a number of training steps (e.g. 200) "
-                     f"or seconds as a string (e.g. '30s')")
+    raise ConfigError(f"{key} = {_show(value)}: give 'epoch', a number of training steps (e.g. 200) "
+                      f"or seconds as a string (e.g. '30s')", (key,))
 
 
 @dataclasses.dataclass
@@ -103,6 +140,12 @@ class EvalConfig:
     # independent estimates averaged per test example (one-draw ELBO / VLB / AIS numbers of a single
     # image are noisy); > 1 also records nll_draw_se, the per-example standard error
     draws: int = added_field(1)
+
+    def __post_init__(self):
+        _check_fields(self, minima={"batch_size": 1, "is_k": 0, "is_examples": 1, "n_samples": 1,
+                                    "metric_samples": 0, "draws": 1})
+        if self.split not in SPLITS:
+            raise ConfigError(str(unknown_key_error("split", self.split, SPLITS)), ("split",))
 
 
 @dataclasses.dataclass
@@ -129,10 +172,17 @@ class ExperimentConfig:
         return dataclasses.replace(self.train, **spec.train)
 
     def load_dataset(self):
-        """`zoo.data.load` of this config's dataset with its options."""
+        """`zoo.data.load` of this config's dataset with its options, loaded once per config: the CLI
+        loads it before it opens the store (a data error then writes nothing), the runner reuses it.
+        Raises zoo.data.DataError (a ValueError) for data that cannot be had."""
         from zoo import data
 
-        return data.load(self.dataset["name"], **{k: v for k, v in self.dataset.items() if k != "name"})
+        key = json.dumps(self.dataset, sort_keys=True, default=str)
+        cached = self.__dict__.get("_dataset")
+        if cached is None or cached[0] != key:
+            options = {k: v for k, v in self.dataset.items() if k != "name"}
+            cached = self.__dict__["_dataset"] = (key, data.load(self.dataset["name"], **options))
+        return cached[1]
 
     def resolved(self, spec: ModelSpec, seed: int) -> dict:
         """Everything that determines one run (what the store records and the run key hashes)."""
@@ -152,64 +202,306 @@ def run_key(resolved: dict) -> str:
     return hashlib.sha1(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def parse(raw: dict, where: str = "config") -> ExperimentConfig:
-    """Validate a config dict (as read from YAML); errors name the bad key and the valid ones."""
+REQUIRED = {"name": "name: my_experiment", "dataset": "dataset: digits", "models": "models: [vae]"}
+
+
+def parse(raw: dict, where: str = "config", families: bool = True) -> ExperimentConfig:
+    """Validate a config dict (as read from YAML). Raises ConfigError naming the bad key and the valid
+    ones (or what the value should be); nothing else, whatever the mapping holds. With `families` False
+    the entries' hyper-parameters and sample options are left to `check_families` (which imports
+    TensorFlow): everything else is checked without it."""
     if not isinstance(raw, dict):
-        raise ValueError(f"{where}: expected a mapping at the top level, got {type(raw).__name__}")
-    raw = dict(raw)
-    for key in ("name", "dataset", "models"):
+        empty = " (the file is empty)" if raw is None else ""
+        raise ConfigError(f"{where}: expected a mapping of {', '.join(_field_names(ExperimentConfig))} at "
+                          f"the top level, got {_kind(raw)}{empty}")
+    _known_keys(raw, _field_names(ExperimentConfig), where, ())
+    for key, example in REQUIRED.items():
         if key not in raw:
-            raise ValueError(f"{where}: missing required key {key!r}")
-    dataset = raw.pop("dataset")
-    dataset = {"name": dataset} if isinstance(dataset, str) else dict(dataset)
-    if "name" not in dataset:
-        raise ValueError(f"{where}: dataset needs a 'name' (e.g. dataset: digits)")
-    train = make_config(TrainConfig, f"{where}: train", **(raw.pop("train", None) or {}))
-    evaluation = make_config(EvalConfig, f"{where}: eval", **(raw.pop("eval", None) or {}))
-    models = [_model_spec(m, i, where) for i, m in enumerate(raw.pop("models") or [])]
-    if not models:
-        raise ValueError(f"{where}: 'models' is empty; list at least one of the registered models")
-    labels = [m.label for m in models]
-    if len(set(labels)) != len(labels):
-        raise ValueError(f"{where}: model labels must be unique, got {labels}; "
-                         f"set 'label' on repeated models")
-    seeds = raw.pop("seeds", [0])
-    seeds = [seeds] if isinstance(seeds, int) else list(seeds)
-    cfg = make_config(ExperimentConfig, where, dataset=dataset, models=models, seeds=seeds, train=train,
-                      eval=evaluation, **raw)
-    for i, spec in enumerate(models):
-        if spec.init_from and spec.init_from not in labels[:i]:
-            raise ValueError(f"{where}: models[{spec.label}].init_from names {spec.init_from!r}, "
-                             f"which is not an earlier entry; earlier labels: {labels[:i]}")
-        make_config(TrainConfig, f"{where}: models[{spec.label}].train", **spec.train)
+            raise ConfigError(f"{where}: missing required key {key!r} (e.g. {example})", (key,))
+    name = raw["name"]
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"{where}: name = {_show(name)}: give the experiment's name as a non-empty string "
+                          f"(it groups the runs in the store)", ("name",))
+    dataset = _dataset(raw["dataset"], where)
+    seeds = _seeds(raw.get("seeds", [0]), where)
+    train = _build(TrainConfig, raw.get("train"), f"{where}: train", ("train",))
+    evaluation = _build(EvalConfig, raw.get("eval"), f"{where}: eval", ("eval",))
+    models = _model_specs(raw["models"], train, where)
+    cfg = ExperimentConfig(name=name, dataset=dataset, models=models, seeds=seeds, train=train,
+                           eval=evaluation)
+    if families:
+        check_families(cfg, where)
     return cfg
 
 
-def _model_spec(raw, index, where) -> ModelSpec:
+def check_families(cfg: ExperimentConfig, where: str = "config") -> None:
+    """Each entry's hyper-parameters and sample options, checked by its family (imports the model
+    families, so TensorFlow); ConfigError names the key."""
+    for i, spec in enumerate(cfg.models):
+        _check_family(spec, i, where)
+
+
+def _dataset(value, where) -> dict:
+    if isinstance(value, str):
+        value = {"name": value}
+    elif not isinstance(value, dict):
+        raise ConfigError(f"{where}: dataset = {_show(value)}: give a dataset name (e.g. dataset: digits) "
+                          f"or a mapping (e.g. dataset: {{name: bars, noise: 0.1}})", ("dataset",))
+    if "name" not in value:
+        raise ConfigError(f"{where}: dataset needs a 'name' (e.g. dataset: digits, or dataset: "
+                          f"{{name: bars, noise: 0.1}})", ("dataset", "name"))
+    try:
+        check_options(value["name"], {k: v for k, v in value.items() if k != "name"})
+    except DataError as err:
+        raise ConfigError(f"{where}: dataset: {err}",
+                          ("dataset",) + (() if err.option is None else (err.option,))) from None
+    return dict(value)
+
+
+def _seeds(value, where) -> list:
+    seeds = value if isinstance(value, list) else [value]
+    for seed in seeds:
+        if not (_is_int(seed) and 0 <= seed < 2**32):
+            raise ConfigError(f"{where}: seeds: {_show(seed)} is not a seed; give whole numbers in "
+                              f"[0, 2**32 - 1], e.g. seeds: [0, 1]", ("seeds",))
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"{where}: seeds = {_show(value)}: give one or more distinct seeds, "
+                          f"e.g. seeds: [0, 1]", ("seeds",))
+    return seeds
+
+
+def _model_specs(raw, train: TrainConfig, where) -> list[ModelSpec]:
+    """The entries of `models`, checked without TensorFlow: keys, model names, labels, init_from and
+    each entry's `train` overrides (merged over `train`)."""
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(f"{where}: models = {_show(raw)}: give a non-empty list of entries, e.g. "
+                          f"models: [vae] (registered models: {', '.join(sorted(FAMILY_OF))})", ("models",))
+    specs = []
+    for i, entry in enumerate(raw):
+        path, at = ("models", i), f"{where}: models[{i}]"
+        if isinstance(entry, str):
+            entry = {"model": entry}
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{at} = {_show(entry)}: give a model name (e.g. - vae) or a mapping with "
+                              f"'model' (e.g. - {{model: vae, hparams: {{latent_dim: 8}}}})", path)
+        _known_keys(entry, _field_names(ModelSpec), at, path)
+        if "model" not in entry:
+            raise ConfigError(f"{at}: missing required key 'model' (one of {', '.join(sorted(FAMILY_OF))})",
+                              path + ("model",))
+        if not isinstance(entry["model"], str) or entry["model"] not in FAMILY_OF:
+            raise ConfigError(f"{at}: {unknown_key_error('model', entry['model'], FAMILY_OF)}",
+                              path + ("model",))
+        values = {}
+        for key, hint in _hints(ModelSpec).items():
+            value = entry.get(key)
+            if value is None and key != "model":
+                continue  # left out (or null): the default
+            if key in ("hparams", "train", "sample"):
+                _mapping(value, f"{at}.{key}", path + (key,))
+            else:
+                _check_type(value, hint, at, path + (key,))
+            values[key] = value
+        spec = ModelSpec(**values)
+        spec.label = spec.label or spec.model
+        spec.train = dict(spec.train)
+        _build(TrainConfig, spec.train, f"{where}: models[{spec.label}].train", path + ("train",), base=train)
+        specs.append(spec)
+    labels = [m.label for m in specs]
+    for i, spec in enumerate(specs):
+        if spec.label in labels[:i]:
+            raise ConfigError(f"{where}: model labels must be unique, got {labels}; set 'label' on "
+                              f"repeated models", ("models", i, "label"))
+        if spec.init_from and spec.init_from not in labels[:i]:
+            raise ConfigError(f"{where}: models[{spec.label}].init_from names {spec.init_from!r}, which is "
+                              f"not an earlier entry; earlier labels: {labels[:i]}",
+                              ("models", i, "init_from"))
+    return specs
+
+
+def _check_family(spec: ModelSpec, index: int, where) -> None:
+    """The family's hyper-parameters and sample options of one entry (imports the model families)."""
     from zoo.registry import get_model_class
 
-    if isinstance(raw, str):
-        raw = {"model": raw}
-    spec = make_config(ModelSpec, f"{where}: models[{index}]", **raw)
+    path = ("models", index)
     try:
         cls = get_model_class(spec.model)
     except ValueError as err:
-        raise ValueError(f"{where}: models[{index}]: {err}") from None
-    make_config(cls.Config, f"{where}: models[{index}] ({spec.model}) hparams", **spec.hparams)
+        raise ConfigError(f"{where}: models[{index}]: {err}", path + ("model",)) from None
+    _build(cls.Config, spec.hparams, f"{where}: models[{index}] ({spec.model}) hparams", path + ("hparams",))
     try:
         cls.check_options("sample", spec.sample)
     except ValueError as err:
-        raise ValueError(f"{where}: models[{index}].sample: {err}") from None
-    spec.label = spec.label or spec.model
-    return spec
+        raise ConfigError(f"{where}: models[{index}].sample: {err}", path + ("sample",)) from None
 
 
-def load(path) -> ExperimentConfig:
+# --- checking a mapping against a config dataclass ---------------------------------------------------
+def _build(config_cls, values, where: str, path: tuple, base=None):
+    """`make_config(config_cls, where, **values)` (over the fields of `base`, if given), with every
+    error a ConfigError at `path`: a key that is not a field (did-you-mean), a value of the wrong type,
+    a value outside a Literal, or one the class's own checks refuse."""
+    values = _mapping(values, where, path)
+    names, hints = _field_names(config_cls), _hints(config_cls)
+    for key, value in values.items():
+        if not isinstance(key, str):  # make_config takes keywords
+            raise ConfigError(_unknown_key(key, names, where), path + (key,))
+        if key in hints:
+            _check_type(value, hints[key], where, path + (key,))
+    merged = {**({f.name: getattr(base, f.name) for f in dataclasses.fields(base)} if base else {}), **values}
+    try:
+        return make_config(config_cls, where, **merged)
+    except ConfigError as err:  # the class's own checks (__post_init__)
+        raise ConfigError(f"{where}: {err}", path + err.path) from None
+    except ValueError as err:  # make_config: an unknown key, or a value outside a Literal
+        culprit = [k for k in values if k not in names]
+        culprit += [k for k, allowed in _choices(config_cls).items()
+                    if k in values and values[k] not in allowed]
+        raise ConfigError(str(err), path + tuple(culprit[:1])) from None
+
+
+def _known_keys(mapping: dict, valid, where: str, path: tuple) -> None:
+    for key in mapping:
+        if not isinstance(key, str) or key not in valid:
+            raise ConfigError(_unknown_key(key, valid, where), path + (key,))
+
+
+def _unknown_key(key, valid, where: str) -> str:
+    yaml_bool = (" (YAML reads a bare yes/no/on/off as true/false: quote it)" if isinstance(key, bool)
+                 else "")
+    return f"{unknown_key_error('key', key, valid, where=f' in {where}')}{yaml_bool}"
+
+
+def _mapping(value, where: str, path: tuple) -> dict:
+    """`value` as a dict (null = empty); ConfigError for anything else."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: expected a mapping of keys to values (e.g. {{epochs: 10}}), got "
+                          f"{_kind(value)} {_show(value)}", path)
+    return dict(value)
+
+
+def _check_fields(obj, minima: dict) -> None:
+    """A config dataclass's own check: each field's type, then the lower bounds of `minima`."""
+    for f in dataclasses.fields(obj):
+        _check_type(getattr(obj, f.name), _hints(type(obj))[f.name], None, (f.name,))
+    for key, low in minima.items():
+        value = getattr(obj, key)
+        if value is not None and value < low:
+            raise ConfigError(f"{key} = {_show(value)}: give a whole number >= {low}", (key,))
+
+
+def _check_type(value, hint, where: str | None, path: tuple) -> None:
+    if not _fits(value, hint):
+        yaml_1e = ""
+        if isinstance(value, str) and _fits(1.0, hint) and re.fullmatch(r"[-+]?\d+[eE][-+]?\d+", value):
+            yaml_1e = f" (YAML reads {value} as a string: write it with a dot, e.g. 1.0e-3 for 1e-3)"
+        prefix = f"{where}: " if where else ""
+        raise ConfigError(f"{prefix}{path[-1]} = {_show(value)} is {_kind(value)}; expected "
+                          f"{_expected(hint)}{yaml_1e}", path)
+
+
+def _fits(value, hint) -> bool:
+    """Whether `value` (as YAML gives it) has the type a field's annotation asks for; Literal values are
+    make_config's to check (with a did-you-mean), annotations not listed here the class's own."""
+    origin = typing.get_origin(hint)
+    if origin is Literal or hint is typing.Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, arm) for arm in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return _is_int(value)
+    if hint is float:
+        try:
+            return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        except OverflowError:  # an integer too large for a float
+            return False
+    if hint is str:
+        return isinstance(value, str)
+    if hint in (list, tuple) or origin in (list, tuple):
+        return isinstance(value, (list, tuple))
+    if hint is dict or origin is dict:
+        return isinstance(value, dict)
+    return True
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+_EXPECTED = {int: "a whole number", float: "a number", str: "a string", bool: "true or false",
+             type(None): "null", list: "a list", tuple: "a list", dict: "a mapping"}
+
+
+def _expected(hint) -> str:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(dict.fromkeys(_expected(arm) for arm in typing.get_args(hint)))
+    return _EXPECTED.get(typing.get_origin(hint) or hint, str(hint))
+
+
+def _kind(value) -> str:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "not a finite number"
+    if _is_int(value) and abs(value) > 2**1023:
+        return "too large a number"
+    if isinstance(value, (datetime.date, datetime.datetime)):
+        return "a date"
+    if isinstance(value, bytes):
+        return "binary data"
+    if isinstance(value, bool):
+        return "a boolean"
+    return _EXPECTED.get(type(value), f"a {type(value).__name__}")
+
+
+def _show(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+@functools.lru_cache(maxsize=None)
+def _hints(config_cls) -> dict:
+    return typing.get_type_hints(config_cls)
+
+
+def _field_names(config_cls) -> tuple:
+    return tuple(f.name for f in dataclasses.fields(config_cls))
+
+
+def _choices(config_cls) -> dict:
+    return {k: typing.get_args(h) for k, h in _hints(config_cls).items() if typing.get_origin(h) is Literal}
+
+
+def load(path, families: bool = True) -> ExperimentConfig:
+    """The config in the YAML file `path` (yaml.safe_load: plain YAML only), checked by `parse` (see
+    its `families`). ConfigError names any problem: the file missing (ConfigFileMissing), unreadable,
+    not YAML, or a bad key or value."""
     path = Path(path)
     if not path.exists():
         configs = sorted(p.name for p in (Path(__file__).parent / "configs").glob("*.yaml"))
-        raise FileNotFoundError(f"config file {str(path)!r} not found; "
+        raise ConfigFileMissing(f"config file {str(path)!r} not found; "
                                 f"shipped configs (experiments/configs/): {', '.join(configs)}")
-    return parse(yaml.safe_load(path.read_text()), where=str(path))
-
-
+    if path.is_dir():
+        raise ConfigError(f"config {str(path)!r} is a folder; give a YAML file, e.g. "
+                          f"experiments/configs/quick.yaml")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"config {str(path)!r} is not UTF-8 text ({err.reason} at byte {err.start}); "
+                          f"give a YAML file") from None
+    except OSError as err:
+        raise ConfigError(f"cannot read config {str(path)!r}: {err.strerror or err}; check the path and its "
+                          f"permissions") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        at = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = " ".join(filter(None, (getattr(err, "context", None), getattr(err, "problem", None))))
+        problem = " ".join((problem or str(err)).split())
+        tag = ("; only plain YAML is read (yaml.safe_load): no !!python tags" if "constructor for the tag"
+               in problem else "")
+        raise ConfigError(f"config {str(path)!r}{at}: not valid YAML: {problem}{tag}") from None
+    return parse(raw, where=str(path), families=families)

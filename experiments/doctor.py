@@ -7,8 +7,11 @@ from __future__ import annotations
 import os
 import time
 
+from experiments.cli import Parser
+
 
 def main(argv=None) -> int:
+    Parser(prog="python -m experiments doctor", description=__doc__).parse_args(argv)  # takes no options
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 

@@ -11,7 +11,6 @@
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -20,6 +19,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from experiments.cli import Parser, choice, whole
 
 ROOT = Path(__file__).resolve().parent.parent
 GRID = {"name": "scaling_grid", "dataset": {"name": "bars", "n_train": 2000, "n_valid": 200, "n_test": 200},
@@ -86,11 +87,13 @@ def workers_wall(n: int, cores: int) -> float:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m experiments scaling", description=__doc__.split("\n")[0])
-    parser.add_argument("--family", default="vae")
-    parser.add_argument("--steps", type=int, default=40)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=256, help="the global batch")
+    from zoo.vocabulary import FAMILY_OF
+
+    parser = Parser(prog="python -m experiments scaling", description=__doc__.split("\n")[0])
+    parser.add_argument("--family", default="vae", type=choice("family", FAMILY_OF, plural="families"))
+    parser.add_argument("--steps", type=whole(2), default=40)
+    parser.add_argument("--rounds", type=whole(1), default=3)
+    parser.add_argument("--batch-size", type=whole(1), default=256, help="the global batch")
     parser.add_argument("--skip-workers", action="store_true", help="skip the 1 vs 2 workers grid")
     args = parser.parse_args(argv)
     import tensorflow as tf

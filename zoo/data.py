@@ -9,7 +9,9 @@ and the Keras download fallback import them lazily. Data never downloads unless 
     binarized_mnist, mnist, fashion_mnist, cifar10
                      read from files on disk (`zoo.datafiles`), downloaded only when missing
 
-`available_offline(name)` says whether `load(name)` can work without a download.
+`available_offline(name)` says whether `load(name)` can work without a download; `check_options(name,
+options)` checks a request without loading anything. A request that cannot be met raises DataError (a
+ValueError; DataMissing, also a FileNotFoundError, for data not on disk) naming the problem and the fix.
 """
 from __future__ import annotations
 
@@ -23,11 +25,67 @@ from zoo.registry import unknown_key_error
 
 SPLITS = ("train", "valid", "test")
 _LOADERS = {}
+_RULES = {}  # dataset -> {option: rule(value) -> None, or what the option takes}
 
 
-def register(name: str):
-    """Decorator: add a loader `fn(**options) -> Dataset`; its keyword arguments are the options."""
-    return lambda fn: _LOADERS.setdefault(name, fn)
+class DataError(ValueError):
+    """A dataset that cannot be given as asked -- an unknown name or option, an option value out of
+    range, data that is not on disk -- worded for the user: the message names the problem and the fix.
+    `option` is the offending option's name (None for the dataset's name or its files)."""
+
+    option = None
+
+    def __init__(self, message: str, option=None):
+        super().__init__(message)
+        self.option = option
+
+
+class DataMissing(FileNotFoundError, DataError):
+    """The files of a dataset are neither on disk nor downloadable; the message names the paths looked
+    at and the environment variable that points elsewhere. A FileNotFoundError too."""
+
+
+def register(name: str, **rules):
+    """Decorator: add a loader `fn(**options) -> Dataset`; its keyword arguments are the options, and
+    `rules` (option -> `rule(value)`: None if fine, else what the option takes) check their values
+    before anything loads (`check_options`)."""
+
+    def wrap(fn):
+        _RULES.setdefault(name, rules)
+        return _LOADERS.setdefault(name, fn)
+
+    return wrap
+
+
+def whole(minimum: int = 0, optional: bool = False):
+    """An option's rule: a whole number >= `minimum` (or None when `optional`)."""
+
+    def rule(value):
+        if optional and value is None:
+            return None
+        if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= minimum:
+            return None
+        return f"a whole number >= {minimum}" + (" or None" if optional else "")
+
+    return rule
+
+
+def fraction(value):
+    """An option's rule: a number in [0, 1]."""
+    ok = isinstance(value, (int, float, np.number)) and not isinstance(value, bool) and 0.0 <= value <= 1.0
+    return None if ok else "a number in [0, 1]"
+
+
+def one_of(*choices):
+    """An option's rule: one of `choices`."""
+
+    def rule(value):
+        if any(value is c if c is None or isinstance(c, bool) else (type(value) is type(c) and value == c)
+               for c in choices):
+            return None
+        return " or ".join(map(repr, choices))
+
+    return rule
 
 
 def list_datasets() -> list[str]:
@@ -35,16 +93,33 @@ def list_datasets() -> list[str]:
     return sorted(_LOADERS)
 
 
-def load(name: str, **options) -> Dataset:
-    """The dataset `name` with loader `options` (e.g. `load("bars", noise=0.2)`)."""
-    if name not in _LOADERS:
-        raise unknown_key_error("dataset", name, _LOADERS)
-    loader = _LOADERS[name]
-    valid = inspect.signature(loader).parameters
-    for key in options:
+def _show(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_options(name, options: dict) -> None:
+    """Raise DataError unless `load(name, **options)` names a registered dataset, only its options and
+    values its rules accept; loads nothing (a config is checked before anything is written)."""
+    if not isinstance(name, str) or name not in _LOADERS:
+        raise DataError(str(unknown_key_error("dataset", name, _LOADERS)))
+    valid = inspect.signature(_LOADERS[name]).parameters
+    for key, value in options.items():
         if key not in valid:
-            raise unknown_key_error("option", key, valid, where=f" for dataset {name!r}")
-    return loader(**options)
+            raise DataError(str(unknown_key_error("option", key, valid, where=f" for dataset {name!r}")), key)
+        rule = _RULES[name].get(key)
+        expected = rule(value) if rule else None
+        if expected:
+            default = valid[key].default
+            raise DataError(f"{name}: {key} must be {expected}, got {_show(value)} (default {default!r})",
+                            key)
+
+
+def load(name: str, **options) -> Dataset:
+    """The dataset `name` with loader `options` (e.g. `load("bars", noise=0.2)`); DataError (a
+    ValueError) names a bad name or option, DataMissing (a FileNotFoundError too) data not on disk."""
+    check_options(name, options)
+    return _LOADERS[name](**options)
 
 
 @dataclasses.dataclass(eq=False)
@@ -183,7 +258,7 @@ class BarsDataset(Dataset):
         return bars_entropy(self.noise)
 
 
-@register("bars")
+@register("bars", noise=fraction, n_train=whole(1), n_valid=whole(1), n_test=whole(1), seed=whole(0))
 def _bars(noise=BARS_NOISE, n_train=10000, n_valid=2000, n_test=2000, seed=0):
     """Pick one of the 4 columns uniformly, set it to 1, flip each pixel with prob `noise`.
     Labels are the chosen column."""

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.data import SPLITS, Dataset, _splits, register
+from zoo.data import SPLITS, DataError, DataMissing, Dataset, _splits, one_of, register, whole
 
 # --- binarized MNIST -------------------------------------------------------------------------
 BMNIST_URL = "http://www.cs.toronto.edu/~larocheh/public/datasets/binarized_mnist/"
@@ -35,10 +35,12 @@ def read_amat(path) -> np.ndarray:
     """A Larochelle .amat file (one image a line, 784 space-separated 0/1) -> uint8 `[N, 28, 28]`."""
     raw = np.frombuffer(Path(path).read_bytes(), np.uint8)
     if not np.isin(raw, np.frombuffer(b"01 \t\r\n", np.uint8)).all():
-        raise ValueError(f"{path}: not a binary .amat file (only 0/1 and whitespace expected)")
+        raise DataError(f"{path}: not a binary .amat file (only 0/1 and whitespace expected); delete it "
+                        f"and load again to download it afresh")
     bits = raw[(raw == ord("0")) | (raw == ord("1"))] - ord("0")
     if bits.size % 784:
-        raise ValueError(f"{path}: {bits.size} pixels is not a whole number of 28x28 images")
+        raise DataError(f"{path}: {bits.size} pixels is not a whole number of 28x28 images; delete it "
+                        f"and load again to download it afresh")
     return bits.reshape(-1, 28, 28)
 
 
@@ -78,16 +80,26 @@ def _binarized_mnist():
         try:
             amats = download_binarized_mnist(cache_dir())
         except (OSError, urllib.error.URLError) as e:
-            raise FileNotFoundError(
+            raise DataMissing(
                 f"binarized_mnist: not found at {', '.join(map(str, tried))} and the download from "
-                f"{BMNIST_URL} into {cache_dir()} failed ({e}). Fix: set ZOO_DATA_DIR to a folder "
-                f"holding {BMNIST_FILE} (x_train, x_valid, x_test), or place that file (or the three "
+                f"{BMNIST_URL} into {cache_dir()} failed ({_one_line(e)}). Fix: set ZOO_DATA_DIR to a "
+                f"folder holding {BMNIST_FILE} (x_train, x_valid, x_test), or place that file (or the three "
                 f"binarized_mnist_{{train,valid,test}}.amat files) in {cache_dir()}") from e
         path = cache_dir() / BMNIST_FILE
         np.savez_compressed(path, **{f"x_{k}": read_amat(p) for k, p in amats.items()})
-    with np.load(path) as f:
-        images = {k: f[f"x_{k}"].astype(np.uint8)[..., None] for k in SPLITS}  # [N, 28, 28, 1]
+    try:
+        with np.load(path) as f:
+            images = {k: f[f"x_{k}"].astype(np.uint8)[..., None] for k in SPLITS}  # [N, 28, 28, 1]
+    except (OSError, ValueError, KeyError) as e:  # not an .npz, or without the three arrays
+        raise DataError(f"binarized_mnist: cannot read {path} ({_one_line(e)}); it must be an .npz with "
+                        f"uint8 arrays x_train, x_valid, x_test [N, 28, 28]: replace it, or point "
+                        f"ZOO_DATA_DIR at a folder holding a good {BMNIST_FILE}") from e
     return Dataset("binarized_mnist", **images, levels=2)
+
+
+def _one_line(err) -> str:
+    """An exception's message on one line (a CLI reports a data error as one `error:` line)."""
+    return " ".join(str(err).split()) or type(err).__name__
 
 
 # --- Keras datasets: mnist, fashion_mnist, cifar10 -------------------------------------------
@@ -163,9 +175,9 @@ def _keras_arrays(name):
                         "fashion_mnist": [f"fashion-mnist/{f}" for f in FASHION_FILES],
                         "cifar10": [f"{d}/{{data_batch_1..5,test_batch}}" for d in CIFAR_DIRS]}[name]
             expected = " or ".join(str(root / p) for p in expected)
-            raise FileNotFoundError(
+            raise DataMissing(
                 f"{name}: not in the Keras cache (expected {expected}) and "
-                f"keras.datasets.{name}.load_data() could not download it ({e}). Fix: run it once "
+                f"keras.datasets.{name}.load_data() could not download it ({_one_line(e)}). Fix: run it once "
                 f"with network access, or copy the Keras cache files there (or set KERAS_HOME to "
                 f"a folder whose datasets/ subfolder holds them)") from e
     return arrays
@@ -182,31 +194,35 @@ def _keras_dataset(name, n_valid, binarize=None, seed=0):
     y = np.concatenate([np.ravel(y_tr), np.ravel(y_te)])
     n_valid = min(5000, len(x_tr) // 6) if n_valid is None else int(n_valid)
     if not 0 < n_valid < len(x_tr):
-        raise ValueError(f"{name}: n_valid must be in [1, {len(x_tr) - 1}], got {n_valid}")
+        raise DataError(f"{name}: n_valid must be in [1, {len(x_tr) - 1}] (this copy has {len(x_tr)} "
+                        f"training images), got {n_valid}", "n_valid")
     images, labels = _splits(x, y, len(x_tr) - n_valid, n_valid)
     if binarize is None:
         return Dataset(name, **images, levels=256, labels=labels)
     if binarize != "dynamic":
-        raise ValueError(f"{name}: binarize must be None or 'dynamic', got {binarize!r}")
+        raise DataError(f"{name}: binarize must be None or 'dynamic', got {binarize!r}", "binarize")
     rng = np.random.default_rng(seed)  # one fixed draw per split; train re-drawn per epoch in tf_dataset
     fixed = {k: (rng.integers(0, 255, v.shape, np.uint8) < v).astype(np.uint8)  # P(1) = v / 255
              for k, v in images.items()}
     return Dataset(name, **fixed, levels=2, labels=labels, train_gray=images["train"])
 
 
-@register("mnist")
+KERAS_RULES = dict(binarize=one_of(None, "dynamic"), n_valid=whole(1, optional=True), seed=whole(0))
+
+
+@register("mnist", **KERAS_RULES)
 def _mnist(binarize=None, n_valid=None, seed=0):
     """256 levels, or `binarize="dynamic"`: Bernoulli(pixel / 255), fresh each epoch for train."""
     return _keras_dataset("mnist", n_valid, binarize, seed)
 
 
-@register("fashion_mnist")
+@register("fashion_mnist", **KERAS_RULES)
 def _fashion_mnist(binarize=None, n_valid=None, seed=0):
     """As `mnist`, for Fashion-MNIST."""
     return _keras_dataset("fashion_mnist", n_valid, binarize, seed)
 
 
-@register("cifar10")
+@register("cifar10", n_valid=KERAS_RULES["n_valid"])
 def _cifar10(n_valid=None):
     """CIFAR-10, 32x32x3, 256 levels, valid = last 5000 of the 50000 train images."""
     return _keras_dataset("cifar10", n_valid)

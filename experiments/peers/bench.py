@@ -18,12 +18,13 @@ a summary with XLA's own speed-up of each model (on/off, paired within rounds).
 """
 from __future__ import annotations
 
-import argparse
 import gc
 import os
 import statistics
 import sys
 import time
+
+from experiments.cli import Parser, whole
 
 JIT = {"auto": "auto", "on": True, "off": False}
 GOAL = 1.0  # zoo examples/s >= GOAL x the peer's
@@ -145,13 +146,13 @@ def main(argv=None) -> int:
     from experiments.peers import PEERS
     from zoo.registry import unknown_key_error
 
-    parser = argparse.ArgumentParser(prog="python -m experiments peers", description=__doc__.split("\n")[0])
+    parser = Parser(prog="python -m experiments peers", description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", default="digits",
                         help="a zoo dataset (binarized_mnist needs ZOO_DATA_DIR); default digits")
     parser.add_argument("--families", default=",".join(PEERS), help=f"comma list of {', '.join(PEERS)}")
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=50, help="steps per timed fit (>= 2)")
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved timed fits per model")
+    parser.add_argument("--batch-size", type=whole(1), default=128)
+    parser.add_argument("--steps", type=whole(2), default=50, help="steps per timed fit (>= 2)")
+    parser.add_argument("--rounds", type=whole(1), default=5, help="interleaved timed fits per model")
     parser.add_argument("--jit", choices=[*JIT, "all"], default="auto",
                         help="jit_compile of both models: auto (Keras: XLA on GPU only), on, off, all three")
     args = parser.parse_args(argv)
@@ -160,9 +161,6 @@ def main(argv=None) -> int:
         if name not in PEERS:
             print(f"error: {unknown_key_error('family', name, PEERS, plural='families')}", file=sys.stderr)
             return 2
-    if args.steps < 2 or args.rounds < 1 or args.batch_size < 1:
-        print("error: need --steps >= 2, --rounds >= 1 and --batch-size >= 1", file=sys.stderr)
-        return 2
     from zoo import data
 
     try:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
-from zoo.results.engine import connect, upgrade
+from zoo.results.engine import StoreError, connect, upgrade
 from zoo.results.schema import (
     FINAL_STATUSES,
     RESUMABLE_STATUSES,
@@ -299,7 +299,18 @@ def open_store(url: str | os.PathLike | None = None, lease: float = DEFAULT_LEAS
     experiments/results.sqlite. A bare file path (no "://") is taken as a SQLite file. `lease`: seconds a
     claim on a run lasts after its last heartbeat. Raises StoreError when the store cannot be opened.
     """
+    from alembic.util.exc import CommandError
+
     url = str(url if url is not None else os.environ.get("ZOO_DB") or DEFAULT_DB)
     if "://" not in url:
         url = f"sqlite:///{Path(url).expanduser().resolve()}"
-    return Store(url, lease)
+    shown = sa.make_url(url).render_as_string(hide_password=True)
+    try:
+        return Store(url, lease)
+    except sa.exc.SQLAlchemyError as err:  # e.g. a file that is not a database
+        reason = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
+        raise StoreError(f"cannot open the store {shown}: {reason}; give a SQLite file the zoo made (or a "
+                         f"new path), or a postgresql+psycopg:// URL") from None
+    except CommandError as err:  # Alembic: a schema revision this code does not know
+        raise StoreError(f"cannot open the store {shown}: {err}; it was made by another version of the "
+                         f"zoo: update this checkout, or give another --db") from None
