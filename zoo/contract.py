@@ -99,6 +99,21 @@ class GenerativeModel(keras.Model):
         return {"data_shape": list(self.data_shape), "levels": self.levels, "name": self.name,
                 **dataclasses.asdict(self.hp)}
 
+    # The training noise stream is part of the training state: Keras saves no SeedGenerator state, so
+    # a loaded or restored model would replay its noise from the start (the GAN's next epoch differed).
+    SEED_KEY = "seed_generator_state"
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        store[self.SEED_KEY] = keras.ops.convert_to_numpy(self.seed_generator.state)
+
+    def load_own_variables(self, store):
+        keys = list(store.keys())
+        if self.SEED_KEY in keys:  # files saved before the state was kept have none: the stream restarts
+            self.seed_generator.state.assign(store[self.SEED_KEY][...])
+            store = {k: store[k] for k in keys if k != self.SEED_KEY}
+        super().load_own_variables(store)
+
     def compile_default(self, lr_schedule=None, **kwargs):
         """Compile with Adam at the configured `learning_rate`; `lr_schedule(initial_lr)`, if given,
         returns the Keras schedule to use instead (the runner passes cosine decay this way)."""

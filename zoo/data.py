@@ -158,8 +158,18 @@ class Dataset:
             raise ValueError(f"unknown split {name!r}; valid splits: {', '.join(SPLITS)}")
         return getattr(self, name)
 
-    def tf_dataset(self, split, batch_size, shuffle=True, with_labels=False, seed=None, repeat=False):
-        """Batched, prefetched `tf.data.Dataset` of uint8 images (or `(images, labels)`)."""
+    def tf_dataset(self, split, batch_size, shuffle=True, with_labels=False, seed=None, repeat=False,
+                   position=None):
+        """Batched, prefetched `tf.data.Dataset` of uint8 images (or `(images, labels)`).
+
+        The order is a function of the example position p alone: pass p // N is a stateless
+        permutation of the N images seeded by (seed, pass) (unshuffled: in order), so it does not
+        depend on how often the dataset was iterated in this process. `position` (an int64
+        tf.Variable, read when an iterator starts, then moved on by N) is where a new iterator
+        begins; `zoo.training.fit` sets it at each epoch's start, so a resumed run sees the batches
+        the uninterrupted run saw; without it, each iteration takes the next pass. `repeat`: an
+        endless stream of passes.
+        Dynamic binarisation draws its Bernoulli noise from (seed, the batch's first position)."""
         import tensorflow as tf
 
         x = self.split(split)
@@ -168,22 +178,37 @@ class Dataset:
             x = self.train_gray
         if with_labels and split not in self.labels:
             raise ValueError(f"{self.name} has no labels; use with_labels=False")
-        ds = tf.data.Dataset.from_tensor_slices((x, self.labels[split]) if with_labels else x)
-        if shuffle:
-            ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-        if repeat:
-            ds = ds.repeat()
-        ds = ds.batch(batch_size, drop_remainder=False)
-        if dynamic:  # a fresh Bernoulli(pixel / 255) draw per batch and per epoch
-            noise = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+        n, seed = len(x), int(seed or 0)
+        if position is None:
+            position = tf.Variable(0, dtype=tf.int64, trainable=False)
+        # each new iterator starts at `position` and moves it on by a pass (the next epoch)
+        start = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64))
+        start = start.map(lambda _: position.assign_add(n) - n)
 
-            def binarize(batch, s):
-                images = batch[0] if with_labels else batch  # [B, H, W, C] 0..255
-                u = tf.random.stateless_uniform(tf.shape(images), seed=tf.stack([s, s + 1]))
-                images = tf.cast(u * 255.0 < tf.cast(images, tf.float32), tf.uint8)
-                return (images, batch[1]) if with_labels else images
+        def permutation(k):  # pass k: [N] int64, a stateless shuffle seeded by (seed, k), or in order
+            seeds = tf.stack([tf.constant(seed, tf.int64), k])
+            every = tf.range(n, dtype=tf.int64)
+            return tf.random.experimental.stateless_shuffle(every, seed=seeds) if shuffle else every
 
-            ds = tf.data.Dataset.zip((ds, noise)).map(binarize, num_parallel_calls=tf.data.AUTOTUNE)
+        def order(first):  # (position, example index) from position `first` on
+            last = first // n + 1 if not repeat else tf.int64.max
+            perms = tf.data.Dataset.range(first // n, last).map(permutation).unbatch()
+            positions = tf.data.Dataset.range(first, tf.int64.max)
+            return tf.data.Dataset.zip(positions, perms.skip(first % n))
+
+        ds = start.flat_map(order).batch(batch_size)  # ([B] positions, [B] indices)
+        images = tf.constant(x)  # [N, H, W, C] uint8
+        labels = tf.constant(self.labels[split]) if with_labels else None
+
+        def take(pos, idx):
+            batch = tf.gather(images, idx)  # [B, H, W, C]
+            if dynamic:  # a fresh Bernoulli(pixel / 255) draw per batch position
+                u = tf.random.stateless_uniform(tf.shape(batch), seed=tf.stack([tf.constant(seed, tf.int64),
+                                                                                  pos[0]]))
+                batch = tf.cast(u * 255.0 < tf.cast(batch, tf.float32), tf.uint8)
+            return (batch, tf.gather(labels, idx)) if with_labels else batch
+
+        ds = ds.map(take, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         return ds.prefetch(tf.data.AUTOTUNE)
 
 

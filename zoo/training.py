@@ -69,6 +69,21 @@ class Checkpoint(keras.callbacks.BackupAndRestore):
             self.last_epoch, self.last_time = epoch + 1, time.perf_counter()
 
 
+class DataPosition(keras.callbacks.Callback):
+    """Sets where the shuffled training stream starts at each epoch (`Dataset.tf_dataset`'s
+    `position`): epoch x the examples an epoch takes, so the order of epoch e is the same whether the
+    run went straight through or resumed at e from a checkpoint (Keras starts an epoch's iterator
+    after `on_epoch_begin`; a repeated stream keeps its first iterator, which starts at the resumed
+    epoch)."""
+
+    def __init__(self, position, examples_per_epoch: int):
+        super().__init__()
+        self.position, self.examples = position, examples_per_epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.position.assign(epoch * self.examples)
+
+
 class EarlyStopping(keras.callbacks.EarlyStopping):
     """Keras's EarlyStopping, looking only at the epochs that validated (no warning in between)."""
 
@@ -135,13 +150,17 @@ def fit(model, dataset, train, out_dir, seed=0, on_epoch=None, extra_callbacks=(
         model.compile_default(lr_schedule=lambda lr: keras.optimizers.schedules.CosineDecay(
             lr, decay_steps=steps * train.epochs))
     labels = model.needs_labels  # class-conditional models train on (x, y)
-    train_ds = dataset.tf_dataset("train", train.batch_size, shuffle=True, seed=seed,
+    import tensorflow as tf
+
+    position = tf.Variable(0, dtype=tf.int64, trainable=False)  # where the data stream starts
+    train_ds = dataset.tf_dataset("train", train.batch_size, shuffle=True, seed=seed, position=position,
                                   repeat=bool(train.steps_per_epoch), with_labels=labels)
     valid_ds = dataset.tf_dataset("valid", max(train.batch_size, 256), shuffle=False, with_labels=labels)
     val_epochs = train.validation_epochs(steps)
     clock = EpochClock()
     checkpoint = Checkpoint(str(out_dir / "backup"), train.checkpoint_rule(), steps, train.epochs)
-    callbacks = [clock, checkpoint,
+    per_epoch = steps * train.batch_size if train.steps_per_epoch else n_train
+    callbacks = [clock, checkpoint, DataPosition(position, per_epoch),
                  keras.callbacks.TensorBoard(str(out_dir / "tensorboard"), write_graph=False,
                                              update_freq=train.tensorboard_update_freq),
                  keras.callbacks.TerminateOnNaN()]
@@ -150,8 +169,7 @@ def fit(model, dataset, train, out_dir, seed=0, on_epoch=None, extra_callbacks=(
         callbacks.append(EarlyStopping("val_loss", patience=max(1, math.ceil(train.patience / every)),
                                        restore_best_weights=True))
     if on_epoch is not None:
-        examples_per_epoch = steps * train.batch_size if train.steps_per_epoch else n_train
-        callbacks.append(EpochRecorder(on_epoch, examples_per_epoch, clock, checkpoint))
+        callbacks.append(EpochRecorder(on_epoch, per_epoch, clock, checkpoint))
     valid_steps = None  # a capped epoch validates on the same fraction of the valid split
     if train.steps_per_epoch:
         n_valid, valid_bs = len(dataset.valid), max(train.batch_size, 256)
