@@ -226,3 +226,93 @@ def test_no_tensorflow_import():
     code = "import sys, zoo.results; sys.exit(int(any(m in sys.modules for m in ('tensorflow', 'keras'))))"
     root = Path(results.__file__).resolve().parents[2]
     assert subprocess.run([sys.executable, "-c", code], cwd=root).returncode == 0
+
+
+# --- stores from earlier releases -------------------------------------------------------------------
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def _old_store(tmp_path) -> Path:
+    """A copy of tests/fixtures/store_0003.sqlite: written by the zoo at revision 0003 (a real run of
+    tests/fixtures/make_store.py), never regenerated."""
+    import shutil
+
+    return Path(shutil.copy(FIXTURES / "store_0003.sqlite", tmp_path / "old.sqlite"))
+
+
+def _assert_nothing_lost(store):
+    expected = json.loads((FIXTURES / "store_0003.json").read_text())
+    assert store.runs()[["run_id", "label", "status"]].values.tolist() == expected["runs"]
+    assert len(store.history()) == expected["history_rows"] > 30
+    assert len(store.artifacts()) == expected["artifact_rows"] > 10
+    got = store.metrics()[["run_id", "split", "name", "value"]].values.tolist()
+    assert len(got) == len(expected["metrics"]) > 20
+    for row, want in zip(got, expected["metrics"]):
+        assert row[:3] == want[:3] and (row[3] == pytest.approx(want[3]) or math.isnan(row[3]))
+
+
+def test_a_store_from_an_earlier_release_opens_upgraded_with_nothing_lost(tmp_path):
+    """The release-0003 store opens with today's code: upgraded in place to the head revision, every
+    run, epoch, metric and artifact kept, and the dashboard ranks its runs."""
+    import sqlalchemy as sa
+    from alembic.script import ScriptDirectory
+
+    from dashboard import data
+
+    db = _old_store(tmp_path)
+    store = open_store(db)
+    head = ScriptDirectory.from_config(results.alembic_config()).get_current_head()
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == head
+    _assert_nothing_lost(store)
+    ranked, apart = data.leaderboard(data.wide(str(db)))
+    assert ranked["model"].tolist() == ["pixelcnn", "vae"] and apart["status"].tolist() == ["FAILED"]
+
+
+LATER = '''"""A later schema change, for the test: runs.note and an index on metrics.name.
+
+Revision ID: 9001
+Revises: {head}
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "9001"
+down_revision = "{head}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column("runs", sa.Column("note", sa.String, server_default="kept"))
+    op.create_index("ix_metrics_name", "metrics", ["name"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_metrics_name", "metrics")
+    with op.batch_alter_table("runs") as batch:
+        batch.drop_column("note")
+'''
+
+
+def test_a_later_schema_change_upgrades_the_old_store_in_place(tmp_path, monkeypatch):
+    """A revision added after today (a column with a default, an index), in a copy of the migrations:
+    the release-0003 store opens at it, with the new column filled in and nothing lost."""
+    import shutil
+
+    import sqlalchemy as sa
+    from alembic.script import ScriptDirectory
+
+    from zoo.results import engine
+
+    migrations = Path(shutil.copytree(engine.MIGRATIONS, tmp_path / "migrations"))
+    head = ScriptDirectory.from_config(results.alembic_config()).get_current_head()
+    (migrations / "versions" / "9001_later.py").write_text(LATER.format(head=head))
+    monkeypatch.setattr(engine, "MIGRATIONS", migrations)
+    store = open_store(_old_store(tmp_path))
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "9001"
+        notes = conn.execute(sa.text("SELECT note FROM runs")).scalars().all()
+        indexes = {ix["name"] for ix in sa.inspect(conn).get_indexes("metrics")}
+    assert notes == ["kept"] * 3 and "ix_metrics_name" in indexes
+    _assert_nothing_lost(store)
