@@ -15,6 +15,15 @@ from keras import layers
 OUT = "float32"
 
 
+def halvings(h: int, w: int) -> int:
+    """How many times height and width both halve exactly: the stride-2 stages (or squeezes) that
+    fit, e.g. 9x9 -> 0, 6x10 -> 1, 28x28 -> 2, 32x32 -> 5."""
+    n = 0
+    while h % 2 ** (n + 1) == 0 and w % 2 ** (n + 1) == 0:
+        n += 1
+    return n
+
+
 def _downsample_steps(data_shape, stages: int) -> int:
     h, w, _ = data_shape
     if h % (2 ** stages) or w % (2 ** stages):

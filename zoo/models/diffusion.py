@@ -14,7 +14,8 @@ log N(z_t; alpha_t v_k, sigma_t^2), so x_hat = E[v | z_t] and eps_hat = (z_t - a
 (a discrete-data posterior: exact as sigma_t -> 0, the network only has to learn the prior).
 Loss (`loss`): "vlb" the bound itself, "simple" Ho et al.'s E||eps - eps_hat||^2 (eq. 14).
 Networks (`zoo.denoisers`): "mlp" (residual dense blocks, tiny images) or "unet" (DDPM's: residual
-blocks with a time embedding, stride-2 downsampling, skip connections, optional self-attention).
+blocks with a time embedding, stride-2 downsampling, skip connections, optional self-attention);
+"auto" the U-Net where it fits the image, else the MLP (`Diffusion.auto_network`).
 Samplers: ancestral (every step of p(z_s | z_t)) and DDIM (few steps, eta); inpainting replaces the
 known pixels by draws of q(z_s | x) at each step (RePaint, Lugmayr et al. 2022, with `resample` jumps).
 """
@@ -30,6 +31,7 @@ import tensorflow as tf
 from zoo import diffusion_maths as dm
 from zoo.contract import GenerativeModel, ModelConfig
 from zoo.denoisers import mlp_net, time_features, unet
+from zoo.nets import halvings
 from zoo.registry import register
 
 
@@ -41,7 +43,7 @@ class DiffusionConfig(ModelConfig):
     gamma_max: float = 8.0  # -log SNR at t = 1 (sets the prior term)
     denoiser: Literal["categorical", "eps"] = "categorical"
     loss: Literal["vlb", "simple"] = "vlb"
-    network: Literal["auto", "mlp", "unet"] = "auto"  # auto: unet from 8x8 up, else mlp
+    network: Literal["auto", "mlp", "unet"] = "auto"  # auto: unet from 8x8 up if it fits, else mlp
     width: int = 256  # mlp: units of each residual block
     depth: int | None = None  # residual blocks (mlp) or residual blocks per resolution (unet); None: 3 / 1
     channels: list = dataclasses.field(default_factory=lambda: [32, 64])  # unet, one per resolution
@@ -74,7 +76,8 @@ class Diffusion(GenerativeModel):
         self.schedule = dm.NoiseSchedule(hp.schedule, hp.gamma_min, hp.gamma_max)
         self.values = tf.linspace(-1.0, 1.0, self.levels)  # v_k of each level, [L]
         p = self.levels if hp.denoiser == "categorical" else 1
-        network = hp.network if hp.network != "auto" else ("unet" if min(self.data_shape[:2]) >= 8 else "mlp")
+        network = hp.network if hp.network != "auto" else self.auto_network(self.data_shape, hp.channels)
+        self.network = network  # the one built
         if network == "mlp":
             depth = 3 if hp.depth is None else hp.depth
             self.net = mlp_net(self.data_shape, p, hp.width, depth, hp.time_dim, hp.activation, "denoiser")
@@ -84,6 +87,14 @@ class Diffusion(GenerativeModel):
                             "denoiser")
         self.ancestral_steps = hp.timesteps or hp.sample_steps
         self.built = True
+
+    @staticmethod
+    def auto_network(data_shape, channels) -> str:
+        """What network="auto" builds: the U-Net from 8x8 up when its len(channels) - 1 stride-2 halvings
+        divide the height and width (digits 8x8, MNIST 28x28, CIFAR 32x32), else the MLP (tiny images
+        like the 4x4 bars, and sides the U-Net cannot halve, e.g. 9x9: its skips would not line up)."""
+        h, w, _ = data_shape
+        return "unet" if min(h, w) >= 8 and halvings(h, w) >= len(channels) - 1 else "mlp"
 
     def xla_on_cpu(self) -> bool:
         """XLA pays off for the denoiser's small ops (peers --jit all, digits 8x8 U-Net: 1.25x)."""

@@ -16,6 +16,8 @@ logit = -log|det dy'/dv| (the 1/L scaling and the logit); dequantization = log q
 
 Flow f, per scale (RealNVP sec. 3.6): [actnorm, checkerboard coupling] x n, squeeze (space to depth),
 [actnorm, channel coupling] x n, then half the channels go to the prior (not after the last scale).
+`n_scales` 0 (auto, `RealNVP.auto_scales`) squeezes while the sides stay even and >= 4; an odd
+height or width cannot squeeze, so auto then gives 0 scales: one block of couplings at full resolution.
 Affine coupling with mask b (eq. 8-9): y = x exp(s) + t, (s, t) = (1 - b) (scale tanh(s_raw), t_raw)
 of (b x), log det = sum s. ActNorm (Kingma & Dhariwal 2018): y = (x + bias) exp(log_scale) per
 channel, set from the first batch it sees (zero mean, unit variance), then trained; a saved
@@ -33,7 +35,7 @@ import tensorflow as tf
 from keras import layers
 
 from zoo.contract import GenerativeModel, ModelConfig
-from zoo.nets import OUT
+from zoo.nets import OUT, halvings
 from zoo.registry import register
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -186,7 +188,7 @@ class MixtureCDF(layers.Layer):
 
 @dataclasses.dataclass
 class FlowConfig(ModelConfig):
-    n_scales: int = 0  # 0 = auto: halve H, W while both stay even and >= 4 (at least one squeeze)
+    n_scales: int = 0  # 0 = auto: halve H, W while both stay even and >= 4 (none if H or W is odd)
     n_couplings: int = 3  # couplings per mask type and scale (checkerboard, then channel-wise)
     # shift-and-log-scale nets: ResNet, or dense on the flattened image
     network: Literal["conv", "mlp"] = "conv"
@@ -225,8 +227,14 @@ class RealNVP(GenerativeModel):
         n_scales = hp.n_scales or self.auto_scales(h, w)
         if h % 2 ** n_scales or w % 2 ** n_scales:
             raise ValueError(f"{n_scales} scales need height and width divisible by {2 ** n_scales}, "
-                             f"got {h}x{w}")
+                             f"got {h}x{w}; set n_scales lower, or to 0 for auto "
+                             f"({self.auto_scales(h, w)} here)")
+        self.n_scales = n_scales  # the one built
         self.steps, self.factor_at, self.z_shapes = [], [], []  # factor out before steps[i], i in factor_at
+        if not n_scales:  # [H, W, C] as it is, no squeeze: checkerboard then (C > 1) channel couplings
+            self._add_couplings((h, w, c), checkerboard, "s0_cb")
+            if c > 1:
+                self._add_couplings((h, w, c), channel_mask, "s0_ch")
         for k in range(n_scales):
             self._add_couplings((h, w, c), checkerboard, f"s{k}_cb")
             self.steps.append(Squeeze(name=f"s{k}_squeeze"))
@@ -244,8 +252,12 @@ class RealNVP(GenerativeModel):
 
     @staticmethod
     def auto_scales(h, w):
-        n = 1
-        while h % 2 ** (n + 1) == 0 and w % 2 ** (n + 1) == 0 and min(h, w) // 2 ** (n + 1) >= 4:
+        """What n_scales=0 (auto) builds: one squeeze, then more while H and W stay even and >= 4 after
+        it (bars 4x4 and digits 8x8: 1, MNIST 28x28: 2, CIFAR 32x32: 3); 0 when H or W is odd (9x9,
+        12x9): a squeeze needs even sides, so the couplings stay at full resolution."""
+        fit = halvings(h, w)  # the squeezes the sides allow
+        n = min(1, fit)
+        while n < fit and min(h, w) // 2 ** (n + 1) >= 4:
             n += 1
         return n
 
