@@ -37,7 +37,10 @@ def main(argv=None) -> int:
         return error(f"{unknown_key_error('command', argv[0], COMMANDS)} (see python -m experiments --help)")
     if argv[:1] and argv[0] in DELEGATED:
         return _delegate(argv[0], argv[1:])
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as stop:  # a usage error (one line already printed) or --help
+        return stop.code
 
     from experiments.config import ConfigError, check_families, load
     from zoo.data import DataError
@@ -165,6 +168,8 @@ def _delegate(command: str, argv: list) -> int:
 
     try:
         return importlib.import_module(DELEGATED[command][0]).main(argv)
+    except SystemExit as stop:  # its parser's usage error (one line already printed) or --help
+        return stop.code
     except (ConfigError, DataError, StoreError) as err:
         return error(err)
 

@@ -141,6 +141,12 @@ def run_one(cfg, spec, seed, dataset, store, out: Path, extra_callbacks=(), tag=
     print(f"[runner] {tag}: {'resuming' if resumed else 'starting'} as run {run_id} in {run_dir}")
     t0 = time.perf_counter()
     try:
+        run_dir.mkdir(parents=True, exist_ok=True)  # an unwritable --out fails here, before training
+        model = _trained(run_dir)  # a run stopped after training (a new run's folder has none)
+        if model is not None:
+            print(f"[runner] {tag}: trained before it stopped ({run_dir / TRAINED}); evaluating only")
+            _save_outputs(cfg, spec, model, dataset, store, run_id, run_dir, seed)
+            return _finish(store, run_id, run_dir, tag, earlier, t0, t0)
         train = cfg.train_for(spec)
         strategy = make_strategy(train.strategy)  # built, compiled and fitted in its scope
         keras.utils.set_random_seed(seed)
@@ -160,21 +166,57 @@ def run_one(cfg, spec, seed, dataset, store, out: Path, extra_callbacks=(), tag=
                              wall_time=earlier + time.perf_counter() - t0)
             print(f"[runner] {tag}: DIVERGED (training loss {losses[-1]})")
             return run_id
-        trained = time.perf_counter() - t0
+        trained = time.perf_counter()
         model = float32_copy(model)  # evaluated in float32 whatever the training precision
+        _keep_trained(model, run_dir)
         _save_outputs(cfg, spec, model, dataset, store, run_id, run_dir, seed)
-        store.finish_run(run_id, "FINISHED", wall_time=earlier + time.perf_counter() - t0)
-        total = time.perf_counter() - t0
-        print(f"[runner] {tag}: FINISHED in {_duration(total)} (training {_duration(trained)}, "
-              f"evaluation and outputs {_duration(total - trained)})")
+        _finish(store, run_id, run_dir, tag, earlier, t0, trained)
     except KeyboardInterrupt:
         store.finish_run(run_id, "FAILED", error="interrupted; run the same command again to resume",
                          wall_time=earlier + time.perf_counter() - t0)
         raise
+    except OSError as err:  # the output folder: unwritable, full, gone
+        where = err.filename or run_dir
+        err = (f"{traceback.format_exc()}\ncannot write {where}: {err.strerror or err}; free disk space or "
+               f"make the folder writable (or give another --out), then run the same command again")
+        print(f"[runner] {tag}: FAILED (run {run_id}):\n{err}")
+        store.finish_run(run_id, "FAILED", error=err, wall_time=earlier + time.perf_counter() - t0)
     except Exception:  # noqa: BLE001 - recorded in the store, then the next run goes on
         err = traceback.format_exc()
         print(f"[runner] {tag}: FAILED (run {run_id}):\n{err}")
         store.finish_run(run_id, "FAILED", error=err, wall_time=earlier + time.perf_counter() - t0)
+    return run_id
+
+
+TRAINED = "trained.keras"  # the trained float32 model, kept in the run folder until the run FINISHES
+
+
+def _keep_trained(model, run_dir: Path) -> None:
+    """Save the trained model (atomically) before any output step, then drop the training backup: a
+    run killed while it evaluates is finished later without training again (`_trained`)."""
+    import shutil
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    partial = run_dir / f"partial-{TRAINED}"
+    model.save(partial)
+    partial.replace(run_dir / TRAINED)
+    shutil.rmtree(run_dir / "backup", ignore_errors=True)
+
+
+def _trained(run_dir: Path):
+    """The model `_keep_trained` saved for this run, or None (training did not end, or it FINISHED)."""
+    import zoo
+
+    return zoo.load_model(run_dir / TRAINED) if (run_dir / TRAINED).is_file() else None
+
+
+def _finish(store, run_id, run_dir: Path, tag, earlier, t0, trained) -> int:
+    """FINISHED in the store; the kept trained model is no longer needed (`model.keras` is the output)."""
+    store.finish_run(run_id, "FINISHED", wall_time=earlier + time.perf_counter() - t0)
+    (run_dir / TRAINED).unlink(missing_ok=True)
+    total = time.perf_counter() - t0
+    print(f"[runner] {tag}: FINISHED in {_duration(total)} (training {_duration(trained - t0)}, "
+          f"evaluation and outputs {_duration(total - (trained - t0))})")
     return run_id
 
 

@@ -19,7 +19,7 @@ TINY = dict(network="mlp", width=64, depth=2, schedule="cosine", gamma_min=-6.0,
 def model(bars):
     keras.utils.set_random_seed(0)
     m = zoo.build_model("diffusion", bars, **TINY, timesteps=64, learning_rate=3e-3)  # a 64-step DDPM
-    m.fit(bars.tf_dataset("train", 100, seed=0), epochs=6, verbose=0)
+    m.fit(bars.tf_dataset("train", 100, seed=0), epochs=8, verbose=0)
     return m
 
 

@@ -194,6 +194,94 @@ def test_a_resumed_run_continues_as_the_uninterrupted_run(tmp_path, model, train
     np.testing.assert_allclose(resumed.to_numpy(), straight.to_numpy(), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("stop_after", ["artifact model", "metric nll"],
+                         ids=["while-evaluating", "while-drawing-samples"])
+def test_killed_after_training_finishes_without_training_again(tmp_path, stop_after):
+    """SIGKILL once training has ended -- after the model is saved (evaluation under way), or after
+    the test metrics (samples being drawn) -- then the same command again: it evaluates the trained
+    model it kept, trains nothing, and records each metric and artifact once."""
+    import signal
+    import time
+
+    raw = {**TINY, "models": TINY["models"][:1], "eval": {"is_k": 2000, "is_examples": 100, "n_samples": 16},
+           "train": {**TINY["train"], "epochs": 3}}
+    cfg, db, out = _write(tmp_path, raw), tmp_path / "r.sqlite", tmp_path / "out"
+    command = [sys.executable, "-m", "experiments", "run", str(cfg), "--db", str(db), "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    kind, name = stop_after.split()
+    proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None:
+        if db.exists():
+            store = open_store(str(db))
+            table = store.artifacts() if kind == "artifact" else store.metrics(split="test")
+            store.dispose()
+            if name in set(table["name"]):
+                break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    assert proc.wait(timeout=60) == -signal.SIGKILL, "the run ended before it could be killed"
+    store = open_store(str(db))
+    [run_id] = store.runs()["run_id"]
+    history = store.history(run_id)
+    assert store.run(run_id)["status"] == "RUNNING" and sorted(history["epoch"].unique()) == [0, 1, 2]
+    again = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "evaluating only" in again.stdout and "Epoch" not in again.stdout
+    row = store.run(run_id)
+    assert row["status"] == "FINISHED" and row["attempts"] == 2 and len(store.runs()) == 1
+    pd.testing.assert_frame_equal(store.history(run_id), history)  # nothing trained again
+    metrics = store.metrics(run_id)
+    assert not metrics.duplicated(["split", "name"]).any()
+    assert {"nll", "is_nll", "bits_per_dim"} <= set(metrics.query("split == 'test'")["name"])
+    arts = store.artifacts(run_id)
+    assert not arts["name"].duplicated().any()
+    assert {"model", "samples_png", "samples_npy", "history_csv"} <= set(arts["name"])
+    assert all(Path(p).exists() for p in arts["path"])
+    run_dir = Path(row["out_dir"])
+    assert not (run_dir / "trained.keras").exists() and not (run_dir / "backup").exists()
+
+
+@pytest.mark.parametrize("fault", ["disk full", "folder blocked"])
+def test_an_unwritable_output_fails_the_run_naming_the_path(tmp_path, monkeypatch, fault):
+    """The second run's outputs cannot be written (the disk fills while it saves its samples; or its
+    folder's place is taken by a file): it ends FAILED with the path and the fix as the error's last
+    line, the first run and the store are intact, and once the space is back the same command
+    finishes it."""
+    import errno
+
+    store = open_store(str(tmp_path / "r.sqlite"))
+    cfg = cfgmod.parse({**TINY, "train": {**TINY["train"], "epochs": 1}, "eval": {"is_k": 5, "n_samples": 4}})
+    out = tmp_path / "out"
+    blocked = out / "tiny_bars" / "iwae_k3"
+    if fault == "disk full":
+        real = np.save
+
+        def full(path, *args, **kwargs):
+            if "iwae_k3" in str(path):
+                raise OSError(errno.ENOSPC, "No space left on device", str(path))
+            return real(path, *args, **kwargs)
+
+        monkeypatch.setattr(np, "save", full)
+    else:
+        blocked.parent.mkdir(parents=True)
+        blocked.write_text("not a folder")
+    vae, iwae = run_experiment(cfg, store, out=out)
+    assert store.run(vae)["status"] == "FINISHED" and len(store.metrics(vae)) > 5
+    row = store.run(iwae)
+    last = row["error"].strip().splitlines()[-1]
+    assert row["status"] == "FAILED" and last.startswith("cannot write ") and str(blocked) in last, last
+    assert ("No space left on device" if fault == "disk full" else "Not a directory") in last
+    assert "free disk space or make the folder writable" in last
+    monkeypatch.undo()
+    if fault != "disk full":
+        blocked.unlink()
+    reopened = open_store(str(tmp_path / "r.sqlite"))
+    assert reopened.run(vae)["status"] == "FINISHED"
+    assert run_experiment(cfg, reopened, out=out) [1] == iwae
+    assert reopened.run(iwae)["status"] == "FINISHED" and reopened.run(iwae)["attempts"] == 2
+
+
 @pytest.mark.parametrize("every, crash_at, resumed_at", [(8, 2, 2), (12, 1, 0), ("1000s", 2, 0)])
 def test_checkpoint_every_steps_or_seconds_resumes_at_the_last_checkpoint(tmp_path, every, crash_at,
                                                                           resumed_at):

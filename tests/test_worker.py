@@ -172,7 +172,7 @@ def test_bad_store_urls_are_one_clear_error(tmp_path, capsys, monkeypatch):
     assert "driver for 'postgresql+psycopg' is not installed" in line
     assert "pip install 'psycopg[binary]'" in line
     line = _cli_error(capsys, "worker", str(cfg), "--lease", "0", "--db", str(tmp_path / "r.sqlite"))
-    assert "--lease 0" in line
+    assert "--lease: '0'" in line and "seconds a claim lasts" in line
 
 
 # the full matrix is slow (~50 s and ~20 s a test); by default each backend gets one end-to-end test

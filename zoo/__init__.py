@@ -40,10 +40,11 @@ def build_model(name: str, dataset, **hparams):
 
 
 def load_model(path):
-    """`keras.saving.load_model(path)` of a saved zoo model, after registering every family (a bare
+    """`keras.saving.load_model(path, safe_mode=True)` of a saved zoo model (no code from the file: a
+    Lambda's pickled function is refused), after registering every family (a bare
     `keras.saving.load_model` in a fresh process cannot find the zoo's classes)."""
     import keras
 
     import zoo.models  # noqa: F401  (the @register decorators make the .keras file loadable)
 
-    return keras.saving.load_model(path)
+    return keras.saving.load_model(path, safe_mode=True)

@@ -197,6 +197,8 @@ class Dataset:
             return tf.data.Dataset.zip(positions, perms.skip(first % n))
 
         ds = start.flat_map(order).batch(batch_size)  # ([B] positions, [B] indices)
+        batches = tf.data.INFINITE_CARDINALITY if repeat else -(-n // batch_size)
+        ds = ds.apply(tf.data.experimental.assert_cardinality(batches))  # known, as Keras expects
         images = tf.constant(x)  # [N, H, W, C] uint8
         labels = tf.constant(self.labels[split]) if with_labels else None
 
@@ -283,7 +285,7 @@ class BarsDataset(Dataset):
         return bars_entropy(self.noise)
 
 
-@register("bars", noise=fraction, n_train=whole(1), n_valid=whole(1), n_test=whole(1), seed=whole(0))
+@register("bars", noise=fraction, n_train=whole(1), n_valid=whole(0), n_test=whole(0), seed=whole(0))
 def _bars(noise=BARS_NOISE, n_train=10000, n_valid=2000, n_test=2000, seed=0):
     """Pick one of the 4 columns uniformly, set it to 1, flip each pixel with prob `noise`.
     Labels are the chosen column."""

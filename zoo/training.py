@@ -44,10 +44,12 @@ class EpochClock(keras.callbacks.Callback):
 class Checkpoint(keras.callbacks.BackupAndRestore):
     """BackupAndRestore saving at the end of an epoch once `every` steps or seconds have passed (and
     at the last epoch), never mid-epoch, so a resumed run restarts on an epoch boundary with the
-    weights, optimizer and noise-generator state of that boundary. `seconds` is the last save's cost."""
+    weights, optimizer and noise-generator state of that boundary. `seconds` is the last save's cost.
+    The backup is kept after training (the runner removes it once the trained model is saved, so a
+    kill in between loses nothing)."""
 
     def __init__(self, backup_dir, every, steps_per_epoch: int, epochs: int):
-        super().__init__(backup_dir, save_freq="epoch")
+        super().__init__(backup_dir, save_freq="epoch", delete_checkpoint=False)  # the caller removes it
         self.unit, self.every = every  # ("steps" | "seconds", amount), from TrainConfig.checkpoint_rule
         self.steps_per_epoch, self.epochs = steps_per_epoch, epochs
         self.seconds = 0.0
