@@ -149,15 +149,19 @@ def _report_file(path: str, name: str, stamp: tuple) -> tuple:
 def read_report(arts: pd.DataFrame, run: pd.Series, name: str) -> Read:
     """The run's report table `name` (artifact report_<name>, a CSV) with the columns its pages draw
     (REPORT_COLUMNS, numeric and finite), or why not."""
-    art = f"report_{name}"
-    got = artifact_file(arts, run, art)
+    return _read(arts, run, f"report_{name}", _report_file, name)
+
+
+def _read(arts: pd.DataFrame, run: pd.Series, name: str, parse, *args) -> Read:
+    """Artifact `name` of `run` through `artifact_file`, then `parse(path, *args, stamp)` -> (value, why)."""
+    got = artifact_file(arts, run, name)
     if not got.ok:
         return got
     try:
-        table, why = _report_file(str(got.path), name, _stamp(got.path))
+        value, why = parse(str(got.path), *args, _stamp(got.path))
     except OSError as err:
-        table, why = None, f"could not be read ({error_text(err)})"
-    return Read(table, file=got.file, path=got.path) if not why else _fail(art, got.file, why)
+        value, why = None, f"could not be read ({error_text(err)})"
+    return Read(value, file=got.file, path=got.path) if not why else _fail(name, got.file, why)
 
 
 IMAGE_MAGIC = {b"\xff\xd8\xff": "JPEG", b"GIF8": "GIF", b"BM": "BMP", b"II*\x00": "TIFF", b"MM\x00*": "TIFF",
@@ -192,14 +196,7 @@ def _png_file(path: str, stamp: tuple) -> tuple:
 
 def read_image(arts: pd.DataFrame, run: pd.Series, name: str = "samples_png") -> Read:
     """The run's PNG artifact `name` (the saved sample grid) as uint8 pixels, or why not."""
-    got = artifact_file(arts, run, name)
-    if not got.ok:
-        return got
-    try:
-        pixels, why = _png_file(str(got.path), _stamp(got.path))
-    except OSError as err:
-        pixels, why = None, f"could not be read ({error_text(err)})"
-    return Read(pixels, file=got.file, path=got.path) if not why else _fail(name, got.file, why)
+    return _read(arts, run, name, _png_file)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -236,14 +233,7 @@ def _npy_file(path: str, stamp: tuple) -> tuple:
 def read_samples(arts: pd.DataFrame, run: pd.Series, name: str = "samples_npy") -> Read:
     """The run's saved samples (artifact samples_npy) as uint8 [N, H, W, C], or why not. No page
     draws them today; any page that does reads them here (numpy, allow_pickle=False)."""
-    got = artifact_file(arts, run, name)
-    if not got.ok:
-        return got
-    try:
-        x, why = _npy_file(str(got.path), _stamp(got.path))
-    except OSError as err:
-        x, why = None, f"could not be read ({error_text(err)})"
-    return Read(x, file=got.file, path=got.path) if not why else _fail(name, got.file, why)
+    return _read(arts, run, name, _npy_file)
 
 
 # --- models (TensorFlow, lazily) --------------------------------------------------------------
