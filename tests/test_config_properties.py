@@ -12,7 +12,7 @@ import inspect
 import pytest
 import yaml
 
-from experiments import config
+from experiments import checks, config
 from zoo import data
 from zoo.registry import get_model_class, list_models
 
@@ -32,7 +32,7 @@ OPTIONS = sorted({p for name in DATASETS for p in inspect.signature(data._LOADER
 VOCABULARY = sorted(set(TOP + TRAIN + EVAL + ENTRY + HPARAMS + SAMPLE + OPTIONS))
 # values a real config uses: the Literal choices, names, schedules ("30s", "epoch", "auto", ...)
 WORDS = sorted({str(v) for cls in (config.TrainConfig, config.EvalConfig, *(c.Config for c in FAMILIES))
-                for allowed in config._choices(cls).values() for v in allowed}
+                for allowed in checks._choices(cls).values() for v in allowed}
                | set(MODELS) | set(DATASETS) | {"epoch", "auto", "30s", "dynamic", "test", "valid", "ddim"})
 
 def _plausible() -> dict:
@@ -43,7 +43,7 @@ def _plausible() -> dict:
         for f in dataclasses.fields(cls):
             default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
             seen.setdefault(f.name, []).append(default)
-        for name, allowed in config._choices(cls).items():
+        for name, allowed in checks._choices(cls).items():
             seen[name] += list(allowed)
     for name in DATASETS:
         for p in inspect.signature(data._LOADERS[name]).parameters.values():
