@@ -3,8 +3,9 @@
     streamlit run dashboard/app.py                      # experiments/results.sqlite (or $ZOO_DB)
     streamlit run dashboard/app.py -- --db URL          # any store the runner's --db takes
 
-Pages read the store through `zoo.results` only (dashboard/data.py), cached; no TensorFlow is
-imported until a model is loaded (Explore, the seed redraw on Samples).
+Pages read the store through `zoo.results` only (dashboard/data.py), cached, and only the runs of the
+dataset and experiment chosen in the sidebar (filtered in SQL); no TensorFlow is imported until a model
+is loaded (Explore, the seed redraw on Samples).
 """
 import sys
 from pathlib import Path
@@ -37,15 +38,23 @@ nav = st.navigation({
 })
 
 url = data.db_url()
-runs = data.runs(url)
+counts = data.counts(url)  # runs per (dataset, experiment, status): a GROUP BY, no run is read
 with st.sidebar:
-    datasets = sorted(set(runs["dataset"]))
+    datasets = sorted(set(counts["dataset"]))
     if datasets:
         if st.session_state.get("dataset") not in datasets:
             st.session_state["dataset"] = "bars" if "bars" in datasets else datasets[0]
         st.selectbox("Dataset", datasets, key="dataset")
-        counts = runs[runs["dataset"] == st.session_state["dataset"]]["status"].value_counts()
-        st.caption(" · ".join(f"{n} {s.lower()}" for s, n in counts.items()))
+        here = counts[counts["dataset"] == st.session_state["dataset"]]
+        experiments = sorted(set(here["experiment"]))
+        if len(experiments) > 1:  # every page shows the runs of this experiment only
+            if st.session_state.get("experiment") not in [data.ALL, *experiments]:
+                st.session_state["experiment"] = data.ALL
+            st.selectbox("Experiment", [data.ALL, *experiments], key="experiment")
+            if st.session_state["experiment"] != data.ALL:
+                here = here[here["experiment"] == st.session_state["experiment"]]
+        by_status = here.groupby("status")["runs"].sum().sort_values(ascending=False, kind="stable")
+        st.caption(" · ".join(f"{n:,} {s.lower()}" for s, n in by_status.items()))
     st.caption(f"Store: `{url}`")
     if st.button("Reload the store", icon=":material/refresh:"):
         st.cache_data.clear()

@@ -102,13 +102,30 @@ def _whole(v):
     return int(v) if isinstance(v, int) or (np.isfinite(v) and v == int(v)) else None
 
 
-# --- cached store reads -----------------------------------------------------------------------
+# --- cached store reads: each filtered in SQL to what a page shows --------------------------------
+ALL = "All experiments"  # the sidebar's experiment choice that filters nothing
+LEADERBOARD_METRICS = ("nll", "nll_se", "bits_per_dim", "is_nll", "is_k", "data_nll", "pop_gap",
+                       *SAMPLE_METRICS, "samples_per_sec")  # what `leaderboard` shows (+ runs columns)
+
+
 @st.cache_data(ttl=TTL, show_spinner=False)
-def runs(url: str) -> pd.DataFrame:
-    """Every run, plus `family`, `k` (IWAE's training k), `badge`, `name` ("#3 vae s0") and
-    `data_options` (the dataset entry of its config as JSON, for `real_images`)."""
-    df = _store(url).runs()
-    cfg = df["config"].map(_json)
+def counts(url: str) -> pd.DataFrame:
+    """How many runs per (dataset, experiment, status): a GROUP BY in the store, for the sidebar's
+    choices and captions (no run is read)."""
+    return _store(url).count_runs(("dataset", "experiment", "status"))
+
+
+def _experiment(experiment):
+    return None if experiment in (None, ALL) else experiment
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def runs(url: str, dataset: str | None = None, experiment: str | None = None) -> pd.DataFrame:
+    """The runs of `dataset` and `experiment` (None or ALL: every one; filtered in SQL), plus `family`,
+    `k` (IWAE's training k), `badge`, `name` ("#3 vae s0") and `data_options` (the dataset entry of its
+    config as JSON, for `real_images`). The config JSON of these runs only is parsed, then dropped."""
+    df = _store(url).runs(dataset=dataset, experiment=_experiment(experiment))
+    cfg = df.pop("config").map(_json)
     df["k"] = cfg.map(lambda c: _whole(_entry(c, "hparams").get("k")))
     df["family"] = df["model"].map(family)
     df["badge"] = [badge(lk, k) for lk, k in zip(df["likelihood"], df["k"])]
@@ -119,9 +136,13 @@ def runs(url: str) -> pd.DataFrame:
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def wide(url: str) -> pd.DataFrame:
-    """`runs(url)` plus one column per test metric and the train-split speed metrics."""
-    df, m = runs(url), _store(url).metrics()
+def wide(url: str, dataset: str | None = None, experiment: str | None = None,
+         names: tuple | None = None) -> pd.DataFrame:
+    """`runs(url, dataset, experiment)` plus one column per test metric and the train-split ones (speeds)
+    not named in test; `names`: only those metrics. Only these runs' metrics are read (SQL)."""
+    df = runs(url, dataset, experiment)
+    m = _store(url).metrics(split=["test", "train"], names=None if names is None else list(names),
+                            dataset=dataset, experiment=_experiment(experiment))
     for split in ("test", "train"):
         part = m[m["split"] == split].pivot(index="run_id", columns="name", values="value")
         part = part[[c for c in part.columns if c not in df.columns]]
@@ -130,14 +151,27 @@ def wide(url: str) -> pd.DataFrame:
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def history(url: str, run_ids: tuple) -> pd.DataFrame:
-    """Per-epoch values (run_id, epoch, name, value) of `run_ids`."""
-    return _store(url).history(list(run_ids))
+def run_metrics(url: str, run_id: int) -> pd.Series:
+    """One run's test metrics, then its train-split ones not named in test: {name: value}."""
+    m = _store(url).metrics([int(run_id)], split=["test", "train"])
+    m = m.sort_values("split", key=lambda s: s.ne("test"), kind="stable").drop_duplicates("name")
+    return pd.Series(m["value"].to_numpy(), index=m["name"].to_numpy(), dtype=float)
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
-def artifacts(url: str) -> pd.DataFrame:
-    return _store(url).artifacts()
+def history(url: str, run_ids: tuple, names: tuple | None = None) -> pd.DataFrame:
+    """Per-epoch values (run_id, epoch, name, value) of `run_ids` (`names`: only those)."""
+    return _store(url).history(list(run_ids), None if names is None else list(names))
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def artifacts(url: str, run_ids: tuple | None = None, names: tuple | None = None, dataset: str | None = None,
+              experiment: str | None = None, status: str | None = None) -> pd.DataFrame:
+    """Artifact rows (run_id, name, path) of `run_ids` (`names`: only those), or of the runs of
+    `dataset` / `experiment` / `status`: only the rows a page looks up are read (SQL)."""
+    return _store(url).artifacts(None if run_ids is None else list(run_ids),
+                                 None if names is None else list(names), dataset=dataset,
+                                 experiment=_experiment(experiment), status=status)
 
 
 # --- data sets (no TensorFlow) ----------------------------------------------------------------

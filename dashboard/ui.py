@@ -1,5 +1,6 @@
-"""Shared page pieces: the page preamble (store, dataset, empty-store note), run pickers, images
-with placeholders, and the Altair charts several pages draw. No TensorFlow here."""
+"""Shared page pieces: the page preamble (store, the dataset and experiment chosen in the sidebar,
+empty-store note), run pickers (capped, for stores of thousands of runs), images with placeholders,
+and the Altair charts several pages draw. No TensorFlow here."""
 from __future__ import annotations
 
 import io
@@ -14,22 +15,40 @@ from dashboard import artifacts, data
 from zoo.images import grid
 from zoo.vocabulary import SAMPLE_METRICS
 
+PICK_MAX = 500  # a run picker lists at most this many runs (the latest, or the best by test nats)
+PICKED_MAX = 20  # and lets at most this many be picked at once (each is a column or a curve)
+
+
+def scope(url: str) -> tuple[str | None, str | None]:
+    """(dataset, experiment) chosen in the sidebar: the dataset ("bars" when there are bars runs, else
+    the first; None for an empty store) and the experiment (None: all of them)."""
+    c = data.counts(url)
+    datasets = sorted(set(c["dataset"]))
+    if not datasets:
+        return None, None
+    dataset = st.session_state.get("dataset")
+    if dataset not in datasets:
+        dataset = "bars" if "bars" in datasets else datasets[0]
+    experiment = st.session_state.get("experiment")
+    experiments = set(c.loc[c["dataset"] == dataset, "experiment"])
+    return dataset, (experiment if experiment in experiments else None)
+
 
 def start(title: str, caption: str = "", stop: bool = True) -> tuple[str, pd.DataFrame]:
-    """Title, then (store URL, runs of the dataset chosen in the sidebar); an empty store shows how to
-    fill it, then stops the page (or, with `stop=False`, goes on with no runs)."""
+    """Title, then (store URL, runs of the dataset and experiment chosen in the sidebar: read in SQL);
+    an empty store shows how to fill it, then stops the page (or, with `stop=False`, goes on with no
+    runs)."""
     st.title(title)
     if caption:
         st.caption(caption)
     url = data.db_url()
-    r = data.runs(url)
-    if r.empty:
+    dataset, experiment = scope(url)
+    if dataset is None:
         empty_store(url)
         if stop:
             st.stop()
-        return url, r
-    dataset = st.session_state.get("dataset")
-    return url, r[r["dataset"] == (dataset if dataset in set(r["dataset"]) else r["dataset"].iloc[0])]
+        return url, data.runs(url)
+    return url, data.runs(url, dataset, experiment)
 
 
 def empty_store(url: str) -> None:
@@ -47,16 +66,39 @@ def finished(r: pd.DataFrame, fam: str | None = None) -> pd.DataFrame:
     return r if fam is None else r[r["family"] == fam]
 
 
+def by_nll(r: pd.DataFrame, by: pd.DataFrame | None) -> pd.DataFrame:
+    """`r` best test nats first (no nats last, then the latest first) when `by` (run_id, nll) is given."""
+    if by is None or "nll" not in by:
+        return r
+    nll = r["run_id"].map(by.set_index("run_id")["nll"])
+    return r.assign(_nll=nll, _id=-r["run_id"]).sort_values(["_nll", "_id"]).drop(columns=["_nll", "_id"])
+
+
+NARROW = "choose an experiment in the sidebar to narrow them"
+
+
+def capped(r: pd.DataFrame, n: int, what: str, order: str, hint: str = NARROW) -> pd.DataFrame:
+    """The first `n` rows of `r`; when there are more, a caption saying how many and how to narrow."""
+    if len(r) <= n:
+        return r
+    st.caption(f"Showing the {order} {n} of {len(r):,} {what}; {hint}.")
+    return r.iloc[:n]
+
+
 def pick_runs(r: pd.DataFrame, label: str, key: str, default: int = 6) -> pd.DataFrame:
+    """A multiselect of `r`'s runs (the latest PICK_MAX of them, in run order; the first `default`
+    picked)."""
+    if len(r) > PICK_MAX:
+        r = capped(r.iloc[::-1], PICK_MAX, "runs", "latest").iloc[::-1]
     names = list(r["name"])
-    chosen = st.multiselect(label, names, default=names[:default], key=key)
+    chosen = st.multiselect(label, names, default=names[:default], key=key, max_selections=PICKED_MAX)
     return r[r["name"].isin(chosen)]
 
 
 def pick_run(r: pd.DataFrame, label: str, key: str, by: pd.DataFrame | None = None) -> pd.Series:
-    """One run (the best test nats first when `by`, the wide frame, is given)."""
-    if by is not None and "nll" in by:
-        r = r.assign(_nll=r["run_id"].map(by.set_index("run_id")["nll"])).sort_values("_nll")
+    """One run (the best test nats first when `by`, a frame of run_id and nll, is given; at most
+    PICK_MAX of them listed)."""
+    r = capped(by_nll(r, by), PICK_MAX, "runs", "best" if by is not None else "first")
     name = st.selectbox(label, list(r["name"]), key=key)
     return r[r["name"] == name].iloc[0]
 
@@ -168,9 +210,9 @@ def live_run(url: str, r: pd.DataFrame, fam: str):
     if runs.empty:
         no_runs(fam)
         return None
-    w = data.wide(url)
-    run = pick_run(runs, "Live numbers from run", key=f"teach_{fam}", by=w)
-    return run, w.set_index("run_id").loc[run["run_id"]]
+    nll = data.wide(url, *scope(url), ("nll",))  # the runs' test nats only, for the order
+    run = pick_run(runs, "Live numbers from run", key=f"teach_{fam}", by=nll)
+    return run, data.run_metrics(url, int(run["run_id"]))
 
 
 def metric(col, label: str, m: pd.Series, name: str, help: str | None = None) -> None:
@@ -185,10 +227,15 @@ def metric_row(m: pd.Series, tiles) -> None:
         metric(col, label, m, name, help)
 
 
+def run_artifacts(url: str, run: pd.Series) -> pd.DataFrame:
+    """The artifact rows of one run (read for that run only)."""
+    return data.artifacts(url, (int(run["run_id"]),))
+
+
 def live_report(url: str, run: pd.Series, name: str, what: str) -> pd.DataFrame | None:
     """The run's saved report table `name` (artifact report_<name>), or None after a placeholder naming
     the file and why it could not be read."""
-    got = artifacts.read_report(data.artifacts(url), run, name)
+    got = artifacts.read_report(run_artifacts(url, run), run, name)
     if not got.ok:
         placeholder(what, got.why)
     return got.value
@@ -200,4 +247,4 @@ def pictures(url: str, run: pd.Series) -> None:
     with c1:
         real_row(run)
     with c2:
-        image(artifacts.read_image(data.artifacts(url), run), f"samples of {run['name']}")
+        image(artifacts.read_image(run_artifacts(url, run), run), f"samples of {run['name']}")

@@ -1,25 +1,39 @@
-"""Bound anatomy: where each family's number comes from, from its terms and saved reports."""
+"""Bound anatomy: where each family's number comes from, from its terms and saved reports. Each tab draws
+the best SHOWN runs (by test nats) of the dataset and experiment chosen in the sidebar."""
 import altair as alt
 import pandas as pd
 import streamlit as st
 
 from dashboard import artifacts, data, ui
 
+SHOWN = 10  # runs per tab: one point, bar, line or heat map each
+TERMS = ("nll", "data_nll", "rate", "distortion", "iw_gain", "prior", "logdet", "logit", "dequantization",
+         "diffusion", "reconstruction")  # the test metrics this page draws
+
 url, r = ui.start("Bound anatomy", "Each family's -log P(x) taken apart: the terms it sums (test means, "
                   "nats) and the reports the runner saved.")
-w, arts = data.wide(url), data.artifacts(url)
+scope = ui.scope(url)
+w = data.wide(url, *scope, TERMS)  # these runs' terms only, read in SQL
 fin = ui.finished(r)
 truth = float(w.loc[w["run_id"].isin(fin["run_id"]), "data_nll"].mean()) if "data_nll" in w else None
 truth = truth if truth == truth else None  # NaN -> None
 tabs = st.tabs(["VAE", "IS vs k", "Flow", "PixelCNN", "Diffusion", "GAN"])
 
 
+def best(runs, what):
+    """The best SHOWN of `runs` by test nats (no nats last, then the latest), with a note when capped."""
+    return ui.capped(ui.by_nll(runs, w), SHOWN, f"{what} (by test nats)", "best")
+
+
 def reports(runs, name, what):
-    """({run name: report frame} of the runs that saved report_<name>, how many saved one that cannot
-    be read): a placeholder naming the file and why for each of those; runs that recorded none are
-    skipped."""
+    """({run name: report frame} of the best SHOWN runs that saved report_<name>, how many saved one that
+    cannot be read): a placeholder naming the file and why for each of those; runs that recorded none
+    are skipped. Only the report_<name> rows of the finished runs are read (SQL)."""
+    rows = data.artifacts(url, None, (f"report_{name}",), scope[0], scope[1], "FINISHED")
     got, bad = {}, 0
+    runs = best(runs[runs["run_id"].isin(rows["run_id"])], f"runs with a saved report ({what})")
     for _, run in runs.iterrows():
+        arts = rows[rows["run_id"] == run["run_id"]]
         read = artifacts.read_report(arts, run, name)
         if read.ok:
             got[run["name"]] = read.value
@@ -36,6 +50,7 @@ with tabs[0]:
     v = w[w["run_id"].isin(ui.finished(r, "VAE")["run_id"])]
     terms = ["rate", "distortion", "nll"]  # a run recorded without them (another version) is not drawn
     v = v.dropna(subset=terms) if set(terms) <= set(v.columns) else v.iloc[:0]
+    v = best(v, "VAE runs")
     if v.empty:
         ui.no_runs("VAE")
     else:
@@ -65,7 +80,7 @@ with tabs[2]:
     st.markdown(r"$-\log p(x)$ = **prior** $-\log\mathcal{N}(f(y))$ + **logdet** "
                 r"$-\log|\det\partial f/\partial y|$ (the flow's volume change) + **logit** (the fixed data "
                 r"transform) + **dequantization** $\log q(u|x)$ (0 for uniform noise).")
-    f = ui.finished(r, "Flow")
+    f = best(ui.finished(r, "Flow"), "Flow runs")
     chart = ui.terms_bars(w, f, ["prior", "logdet", "logit", "dequantization"])
     if chart is None:
         ui.no_runs("Flow")
@@ -91,16 +106,16 @@ with tabs[4]:
     elif got:
         df = pd.concat([g.assign(run=n) for n, g in got.items()])
         st.altair_chart(ui.lines(df, "t", "nats", "run"), width="stretch")
-    chart = ui.terms_bars(w, d, ["prior", "diffusion", "reconstruction"])
+    chart = ui.terms_bars(w, best(d, "Diffusion runs"), ["prior", "diffusion", "reconstruction"])
     if chart is not None:
         st.altair_chart(chart, width="stretch")
 
 with tabs[5]:
     st.markdown(r"**D(real)** and **D(fake)** over training: the optimal discriminator $D^* = p/(p + p_G)$ "
                 "is 1/2 everywhere once $p_G = p$ (dashed). A GAN has no likelihood: its nats are n/a.")
-    g = ui.finished(r, "GAN")
-    h = data.history(url, tuple(int(i) for i in g["run_id"])) if not g.empty else pd.DataFrame()
-    h = h[h["name"].isin(["d_real", "d_fake"])] if not h.empty else h
+    g = best(ui.finished(r, "GAN"), "GAN runs")
+    h = data.history(url, tuple(int(i) for i in g["run_id"]), ("d_real", "d_fake")) if not g.empty \
+        else pd.DataFrame()
     if g.empty:
         ui.no_runs("GAN")
     elif h.empty:

@@ -13,13 +13,13 @@ fin = r[(r["status"] == "FINISHED") & r["family"].isin(LATENT_FAMILIES)]
 if fin.empty:
     ui.no_runs("VAE / IWAE / flow")
     st.stop()
-run = ui.pick_run(fin, "Run", key="explore_run", by=data.wide(url))
+run = ui.pick_run(fin, "Run", key="explore_run", by=data.wide(url, *ui.scope(url), ("nll",)))
 got = data.real_images(run["data_options"], "test", 64)
 if got is None:
     ui.placeholder(run["name"], "its data is not on this machine")
     st.stop()
 x, levels = got
-read = artifacts.read_model(data.artifacts(url), run)
+read = artifacts.read_model(ui.run_artifacts(url, run), run)
 if read.ok and not all(hasattr(read.value, f) for f in ("encode", "decode")):
     why = f"{read.file} (model): a {type(read.value).__name__} has no encoder or decoder to explore"
     read = artifacts.Read(why=why, file=read.file)

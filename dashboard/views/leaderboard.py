@@ -6,10 +6,11 @@ import streamlit as st
 from dashboard import data, ui
 from zoo.data import bars_entropy
 
+CHART_ROWS = 40  # the chart draws the best rows only: one line each
+
 url, r = ui.start("Leaderboard", "Test negative log-likelihood of the discrete data, nats per example "
                   "(lower is better). Click a column header to sort.")
-w = data.wide(url)
-w = w[w["run_id"].isin(r["run_id"])]
+w = data.wide(url, *ui.scope(url), data.LEADERBOARD_METRICS)  # these runs' metrics only, read in SQL
 left, right = st.columns(2)
 aggregate = left.toggle("One row per model (mean over seeds, ± sd)", key="aggregate")
 where = right.toggle("Where each run ran (host, devices, replicas, precision, versions)", key="where")
@@ -41,6 +42,7 @@ if not ranked.empty:
                      help="the kind of number in *nats*"), **ui.sample_metric_columns(ranked)})
     st.caption("An empty cell (None) was not measured for that run, e.g. IS-NLL of a model without latents.")
     plot = ranked.dropna(subset=["nats"])
+    plot = ui.capped(plot, CHART_ROWS, "ranked rows in the chart (the table lists them all)", "best")
     err = "± sd" if aggregate else "± se"
     plot = plot.assign(who=plot["model"] + (plot["seed"].map(lambda s: f" s{s}") if "seed" in plot else ""),
                        lo=plot["nats"] - plot[err].fillna(0), hi=plot["nats"] + plot[err].fillna(0))

@@ -10,7 +10,7 @@ if fin.empty:
     st.warning("No finished run on this dataset yet.")
     st.stop()
 picked = ui.pick_runs(fin, "Runs", key="samples_runs")
-arts = data.artifacts(url)
+arts = data.artifacts(url, tuple(int(i) for i in picked["run_id"]))  # the picked runs' rows only
 c1, c2 = st.columns([1, 3])
 redraw = c1.toggle("Redraw from the models", key="redraw",
                    help="loads each model (TensorFlow) and samples anew")

@@ -8,6 +8,8 @@ import streamlit as st
 from dashboard import data, ui
 from zoo.data import bar_images, bars_entropy
 
+BARS_SHOWN = 40  # one bar per run: the best ones
+
 st.title("The running example: 4x4 bars")
 st.markdown("Pick one of the four columns uniformly, light it, then flip every pixel independently with "
             "probability $\\epsilon$ = 0.1. With $b_c$ the image of bar $c$:")
@@ -28,13 +30,16 @@ st.markdown("The data live near four points of a 16-D cube, so one continuous la
             "judged by how far its test nats sit above H(p).")
 
 url = data.db_url()
-w = data.wide(url)
-w = w[(w["dataset"] == "bars") & (w["status"] == "FINISHED")] if not w.empty else w
+dataset, experiment = ui.scope(url)  # the sidebar's experiment, when it is a bars one
+w = data.wide(url, "bars", experiment if dataset == "bars" else None, ("nll",))  # test nats only (SQL)
+w = w[w["status"] == "FINISHED"]
 if w.empty or "nll" not in w:
     st.info("No finished bars runs in this store yet: "
             "`python -m experiments run experiments/configs/bars.yaml`.")
 else:
-    plot = w.dropna(subset=["nll"]).assign(gap=lambda d: d["nll"] - H)
+    plot = w.dropna(subset=["nll"]).sort_values("nll", kind="stable").assign(gap=lambda d: d["nll"] - H)
+    plot = ui.capped(plot, BARS_SHOWN, "finished bars runs (by test nats)", "best",
+                     "choose the bars dataset and an experiment in the sidebar to narrow them")
     chart = alt.Chart(plot).mark_bar().encode(
         x=alt.X("gap:Q", title="test nats - H(p)"), y=alt.Y("name:N", title=None),
         color=alt.Color("badge:N", title="kind"), tooltip=["name", "badge", "nll", "gap"])

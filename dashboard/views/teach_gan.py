@@ -31,8 +31,7 @@ quality = [(label, name, f"{SAMPLE_METRICS[name].label} (zoo.sample_metrics), wh
            for name, label in [("fcd", "FCD"), ("kid", "KID"), ("kl_emp_true", "KL(q^ || p), bars")]]
 ui.metric_row(m, [nats, *quality])
 if live:
-    h = data.history(url, (int(live[0]["run_id"]),))
-    h = h[h["name"].isin(["d_real", "d_fake"])]
+    h = data.history(url, (int(live[0]["run_id"]),), ("d_real", "d_fake"))
     if h.empty:
         ui.placeholder("D(real) and D(fake)", "this run recorded no d_real / d_fake history")
     else:

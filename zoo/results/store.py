@@ -186,6 +186,27 @@ class Store:
                          .values(epochs_done=epoch + 1))
             self._renew(conn, run_id)
 
+    def log_epochs(self, run_id: int, epochs: dict[int, dict[str, float]]) -> None:
+        """`log_epoch` for many epochs of one run ({epoch: values}) in ONE transaction: the same rows,
+        epochs_done and lease as logging them one by one, for bulk writes (an import, a benchmark
+        store) where a transaction per epoch is too slow."""
+        h, r, run_id = history_table.c, runs_table.c, int(run_id)
+        rows = [dict(run_id=run_id, epoch=int(e), name=k, value=_num(v))
+                for e, values in epochs.items() for k, v in values.items()]
+        with self._write() as conn:
+            if rows and conn.execute(sa.select(h.run_id).where(
+                    h.run_id == run_id, h.epoch.in_([int(e) for e in epochs])).limit(1)).first() is not None:
+                conn.execute(history_table.delete().where(  # re-recorded values replace the old ones
+                    h.run_id == run_id, h.epoch == sa.bindparam("e"), h.name == sa.bindparam("n")),
+                    [dict(e=row["epoch"], n=row["name"]) for row in rows])
+            if rows:
+                conn.execute(history_table.insert(), rows)
+            if epochs:
+                last = max(int(e) for e in epochs) + 1
+                conn.execute(runs_table.update().where(r.run_id == run_id, r.epochs_done < last)
+                             .values(epochs_done=last))
+            self._renew(conn, run_id)
+
     def log_metrics(self, run_id: int, split: str,
                     metrics: dict[str, float] | list[tuple[str, float, str | None]],
                     kind: str | None = None) -> None:
@@ -240,20 +261,43 @@ class Store:
             if isinstance(c.type, sa.DateTime):
                 dates[c.name] = {"utc": True}
             elif isinstance(c.type, sa.Integer):
-                dtype[c.name] = "Int64" if c.nullable else "int64"
+                dtype[c.name] = "Int64" if getattr(c, "nullable", True) else "int64"  # a label: may be NULL
             else:
                 dtype[c.name] = "float64" if isinstance(c.type, sa.Float) else "str"
         with self.engine.connect() as conn:
             return pd.read_sql(query, conn, dtype=dtype, parse_dates=dates)
 
-    def runs(self, experiment=None, dataset=None, status=None) -> pd.DataFrame:
-        """All runs (optionally filtered; each filter is a value or a list), by run_id."""
+    @staticmethod
+    def _run_filters(experiment=None, dataset=None, status=None, run_ids=None) -> list:
+        """WHERE clauses on `runs` (each filter a value or a list; None: any)."""
         r = runs_table.c
-        q = sa.select(runs_table).order_by(r.run_id)
-        for col, v in ((r.experiment, experiment), (r.dataset, dataset), (r.status, status)):
-            if v is not None:
-                q = q.where(_match(col, v))
-        return self._frame(q)
+        return [_match(col, v) for col, v in ((r.experiment, experiment), (r.dataset, dataset),
+                                              (r.status, status), (r.run_id, run_ids)) if v is not None]
+
+    @staticmethod
+    def _run_columns(names) -> list:
+        """The `runs` columns called `names` (all when None), run_id first; ValueError for another name."""
+        if names is None:
+            return list(runs_table.columns)
+        unknown = sorted(set(names) - {c.name for c in runs_table.columns})
+        if unknown:
+            raise ValueError(f"unknown run column(s) {unknown}; valid: run_id, {', '.join(RUN_FIELDS)}")
+        return [runs_table.c.run_id] + [runs_table.c[n] for n in dict.fromkeys(names) if n != "run_id"]
+
+    def runs(self, experiment=None, dataset=None, status=None, run_ids=None, columns=None) -> pd.DataFrame:
+        """All runs (optionally filtered in SQL; each filter is a value or a list), by run_id. `columns`:
+        only these columns of `runs` (run_id always), e.g. without the config JSON."""
+        q = sa.select(*self._run_columns(columns)).order_by(runs_table.c.run_id)
+        return self._frame(q.where(*self._run_filters(experiment, dataset, status, run_ids)))
+
+    def count_runs(self, by=("dataset", "status"), experiment=None, dataset=None,
+                   status=None) -> pd.DataFrame:
+        """How many runs there are per value of the `by` columns (GROUP BY in SQL; no run is read),
+        optionally filtered like `runs`: columns `by` and `runs`, sorted by `by`."""
+        cols = [c for c in self._run_columns(by) if c.name in by]
+        q = sa.select(*cols, sa.func.count().label("runs")).where(
+            *self._run_filters(experiment, dataset, status)).group_by(*cols).order_by(*cols)
+        return self._frame(q).astype({"runs": "int64"})
 
     def run(self, run_id: int) -> dict:
         """One run as a dict (config as JSON text, datetimes tz-aware UTC); KeyError if missing."""
@@ -265,30 +309,48 @@ class Store:
         return {k: v.replace(tzinfo=dt.timezone.utc) if isinstance(v, dt.datetime) else v
                 for k, v in row.items()}
 
-    def _by_run(self, table: sa.Table, run_ids, *order) -> sa.Select:
+    def _by_run(self, table: sa.Table, run_ids, names, run_filters: dict, *order) -> sa.Select:
+        """The rows of `table` (no id) of `run_ids` and of the runs matching `run_filters` (a subquery on
+        `runs`: each run's rows are found by the table's (run_id, ...) unique index), named `names`."""
         cols = [c for c in table.columns if c.name != "id"]
         q = sa.select(*cols).order_by(*order)
-        return q if run_ids is None else q.where(_match(table.c.run_id, run_ids))
+        if run_ids is not None:
+            q = q.where(_match(table.c.run_id, run_ids))
+        if names is not None:
+            q = q.where(_match(table.c.name, names))
+        where = self._run_filters(**run_filters)
+        return q.where(table.c.run_id.in_(sa.select(runs_table.c.run_id).where(*where))) if where else q
 
-    def metrics(self, run_ids=None, split=None) -> pd.DataFrame:
-        """Columns run_id, split, name, value, kind (NaN values come back as NaN)."""
+    def metrics(self, run_ids=None, split=None, names=None, *, experiment=None, dataset=None,
+                status=None) -> pd.DataFrame:
+        """Columns run_id, split, name, value, kind (NaN values come back as NaN). Filtered in SQL: by
+        run ids, split(s), metric name(s), and the runs' experiment, dataset or status."""
         m = metrics_table.c
-        q = self._by_run(metrics_table, run_ids, m.run_id, m.split, m.name)
+        q = self._by_run(metrics_table, run_ids, names, dict(experiment=experiment, dataset=dataset,
+                                                             status=status), m.run_id, m.split, m.name)
         return self._frame(q if split is None else q.where(_match(m.split, split)))
 
-    def history(self, run_ids=None) -> pd.DataFrame:
-        """Columns run_id, epoch, name, value, sorted by run_id, epoch."""
+    def history(self, run_ids=None, names=None, *, experiment=None, dataset=None,
+                status=None) -> pd.DataFrame:
+        """Columns run_id, epoch, name, value, sorted by run_id, epoch. Filtered in SQL like `metrics`."""
         h = history_table.c
-        return self._frame(self._by_run(history_table, run_ids, h.run_id, h.epoch, h.name))
+        return self._frame(self._by_run(history_table, run_ids, names, dict(
+            experiment=experiment, dataset=dataset, status=status), h.run_id, h.epoch, h.name))
 
-    def artifacts(self, run_ids=None) -> pd.DataFrame:
-        """Columns run_id, name, path."""
+    def artifacts(self, run_ids=None, names=None, *, experiment=None, dataset=None,
+                  status=None) -> pd.DataFrame:
+        """Columns run_id, name, path. Filtered in SQL like `metrics`."""
         a = artifacts_table.c
-        return self._frame(self._by_run(artifacts_table, run_ids, a.run_id, a.name))
+        return self._frame(self._by_run(artifacts_table, run_ids, names, dict(
+            experiment=experiment, dataset=dataset, status=status), a.run_id, a.name))
 
-    def wide_metrics(self, split: str = "test", **run_filters) -> pd.DataFrame:
-        """One row per run: the runs columns plus one column per metric name of `split`."""
-        runs, m = self.runs(**run_filters), self.metrics(split=split)
+    def wide_metrics(self, split: str = "test", names=None, columns=None, **run_filters) -> pd.DataFrame:
+        """One row per run: the runs columns (`columns`: only those) plus one column per metric name of
+        `split` (`names`: only those). `run_filters` (experiment, dataset, status, run_ids) filter both
+        reads in SQL, so only the metrics of the runs returned are read."""
+        runs = self.runs(columns=columns, **run_filters)
+        ids = run_filters.pop("run_ids", None)
+        m = self.metrics(ids, split=split, names=names, **run_filters)
         wide = m.pivot(index="run_id", columns="name", values="value")
         wide.columns.name = None
         return runs.merge(wide, how="left", left_on="run_id", right_index=True, suffixes=("", "_metric"))
