@@ -48,8 +48,8 @@ def main(argv=None) -> int:
     try:  # the config, the command line's changes to it, the dataset: all before the store opens
         cfg = load(args.config, families=False)  # first what needs no TensorFlow
         _check_labels(cfg, args.models)
-        cfg.load_dataset()  # loaded once: the runner reuses it
-        check_families(cfg, where=args.config)  # the entries' hyper-parameters (imports TensorFlow)
+        dataset = cfg.load_dataset()  # loaded once: the runner reuses it
+        check_families(cfg, where=args.config, shape=dataset.shape)  # hyper-parameters (imports TF)
         _apply_options(cfg, args)
     except (ConfigError, DataError) as err:
         return error(err)

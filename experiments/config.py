@@ -228,11 +228,13 @@ def parse(raw: dict, where: str = "config", families: bool = True) -> Experiment
     return cfg
 
 
-def check_families(cfg: ExperimentConfig, where: str = "config") -> None:
+def check_families(cfg: ExperimentConfig, where: str = "config", shape=None) -> None:
     """Each entry's hyper-parameters and sample options, checked by its family (imports the model
-    families, so TensorFlow); ConfigError names the key."""
+    families, so TensorFlow), and given the dataset's image `shape` (H, W, C) their values
+    (`check_hparams`: e.g. an even PixelCNN kernel, flow scales the image cannot halve into);
+    ConfigError names the key."""
     for i, spec in enumerate(cfg.models):
-        _check_family(spec, i, where)
+        _check_family(spec, i, where, shape)
 
 
 def _dataset(value, where) -> dict:
@@ -312,7 +314,7 @@ def _model_specs(raw, train: TrainConfig, where) -> list[ModelSpec]:
     return specs
 
 
-def _check_family(spec: ModelSpec, index: int, where) -> None:
+def _check_family(spec: ModelSpec, index: int, where, shape=None) -> None:
     """The family's hyper-parameters and sample options of one entry (imports the model families)."""
     from zoo.registry import get_model_class
 
@@ -321,7 +323,13 @@ def _check_family(spec: ModelSpec, index: int, where) -> None:
         cls = get_model_class(spec.model)
     except ValueError as err:
         raise ConfigError(f"{where}: models[{index}]: {err}", path + ("model",)) from None
-    _build(cls.Config, spec.hparams, f"{where}: models[{index}] ({spec.model}) hparams", path + ("hparams",))
+    at = f"{where}: models[{index}] ({spec.model}) hparams"
+    hp = _build(cls.Config, spec.hparams, at, path + ("hparams",))
+    if shape is not None:
+        try:
+            cls.check_hparams(hp, shape)
+        except ValueError as err:
+            raise ConfigError(f"{at}: {err}", path + ("hparams",)) from None
     try:
         cls.check_options("sample", spec.sample)
     except ValueError as err:

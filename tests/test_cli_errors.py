@@ -62,6 +62,13 @@ CASES = {
                             ["'nosie'", "did you mean 'noise'"]),
     "dataset option beyond the data": (_with(dataset={"name": "mnist", "n_valid": 1000}), ["run", "{cfg}"],
                                        ["mnist", "n_valid must be in [1, 29]"]),
+    "even pixelcnn kernel": (_with(models=[{"model": "pixelcnn", "hparams": {"kernel_size": 2}}]),
+                             ["run", "{cfg}"], ["models[0] (pixelcnn) hparams", "odd kernel_size", "got 2"]),
+    "flow scales for the image": (_with(models=[{"model": "flow", "hparams": {"n_scales": 3}}]),
+                                  ["run", "{cfg}"], ["3 scales need height and width divisible by 8",
+                                                     "got 4x4"]),
+    "gan d_steps": (_with(models=[{"model": "gan", "hparams": {"d_steps": 0}}]), ["run", "{cfg}"],
+                    ["d_steps must be >= 1"]),
     "data file missing": (_with(dataset="binarized_mnist"), ["run", "{cfg}"],
                           ["{tmp}/no_data/binarized_mnist.npz", "ZOO_DATA_DIR"]),
     # the command line

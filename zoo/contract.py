@@ -83,11 +83,17 @@ class GenerativeModel(keras.Model):
         self.data_shape = tuple(int(s) for s in data_shape)  # (H, W, C)
         self.levels = int(levels)
         self.hp = make_config(self.Config, f"{self.registry_name} hyper-parameter", **hparams)
+        self.check_hparams(self.hp, self.data_shape)
         self.num_dims = int(np.prod(self.data_shape))
         self.seed_generator = ReplicaSeedGenerator(self.hp.seed)  # training noise (distinct per replica)
         self.replay_generator = keras.random.SeedGenerator(0)  # reset by an explicit `seed=`
         self.trackers = {n: keras.metrics.Mean(name=n) for n in self.term_names}  # `loss` is their sum
         self._lw_fn = None
+
+    @classmethod
+    def check_hparams(cls, hp, data_shape) -> None:
+        """Hook: ValueError for hyper-parameter values this family cannot build for images of
+        `data_shape` (H, W, C). Needs no instance, so a config is checked before anything trains."""
 
     @property
     def needs_labels(self) -> bool:

@@ -67,12 +67,15 @@ class Diffusion(GenerativeModel):
     can_inpaint = True
     Config = DiffusionConfig
 
-    def __init__(self, data_shape, levels, **hparams):
-        super().__init__(data_shape, levels, **hparams)
-        hp = self.hp
+    @classmethod
+    def check_hparams(cls, hp, data_shape) -> None:
         if hp.timesteps < 0 or min(hp.t_samples, hp.eval_t_samples, hp.sample_steps, hp.ddim_steps) < 1:
             raise ValueError("diffusion: timesteps must be >= 0 and t_samples, eval_t_samples, sample_steps, "
                              "ddim_steps >= 1")
+
+    def __init__(self, data_shape, levels, **hparams):
+        super().__init__(data_shape, levels, **hparams)
+        hp = self.hp
         self.schedule = dm.NoiseSchedule(hp.schedule, hp.gamma_min, hp.gamma_max)
         self.values = tf.linspace(-1.0, 1.0, self.levels)  # v_k of each level, [L]
         p = self.levels if hp.denoiser == "categorical" else 1

@@ -210,11 +210,20 @@ class RealNVP(GenerativeModel):
     term_names = ("prior", "logdet", "logit", "dequantization")
     Config = FlowConfig
 
+    @classmethod
+    def check_hparams(cls, hp, data_shape) -> None:
+        h, w, _ = data_shape
+        if not 0.0 < hp.alpha < 0.5:
+            raise ValueError(f"alpha must be in (0, 0.5), got {hp.alpha}")
+        n_scales = hp.n_scales or cls.auto_scales(h, w)
+        if h % 2 ** n_scales or w % 2 ** n_scales:
+            raise ValueError(f"{n_scales} scales need height and width divisible by {2 ** n_scales}, "
+                             f"got {h}x{w}; set n_scales lower, or to 0 for auto "
+                             f"({cls.auto_scales(h, w)} here)")
+
     def __init__(self, data_shape, levels, **hparams):
         super().__init__(data_shape, levels, **hparams)
         hp = self.hp
-        if not 0.0 < hp.alpha < 0.5:
-            raise ValueError(f"alpha must be in (0, 0.5), got {hp.alpha}")
         h, w, c = self.data_shape
         nets = (hp.network, hp.width, hp.depth)
         self.dequantizer = []  # q(u|x): eps -> conditional couplings -> mixture CDF -> u
@@ -225,10 +234,6 @@ class RealNVP(GenerativeModel):
                                 for i, m in enumerate(masks)]
             self.dequantizer.append(MixtureCDF(self.data_shape, hp.deq_mixtures, *nets, name="deq_cdf"))
         n_scales = hp.n_scales or self.auto_scales(h, w)
-        if h % 2 ** n_scales or w % 2 ** n_scales:
-            raise ValueError(f"{n_scales} scales need height and width divisible by {2 ** n_scales}, "
-                             f"got {h}x{w}; set n_scales lower, or to 0 for auto "
-                             f"({self.auto_scales(h, w)} here)")
         self.n_scales = n_scales  # the one built
         self.steps, self.factor_at, self.z_shapes = [], [], []  # factor out before steps[i], i in factor_at
         if not n_scales:  # [H, W, C] as it is, no squeeze: checkerboard then (C > 1) channel couplings

@@ -67,11 +67,14 @@ class GAN(GenerativeModel):
 
     Config = GANConfig
 
+    @classmethod
+    def check_hparams(cls, hp, data_shape) -> None:
+        if hp.d_steps < 1:
+            raise ValueError(f"d_steps must be >= 1, got {hp.d_steps}")
+
     def __init__(self, data_shape, levels, **hparams):
         super().__init__(data_shape, levels, **hparams)
         hp = self.hp
-        if hp.d_steps < 1:
-            raise ValueError(f"d_steps must be >= 1, got {hp.d_steps}")
         d, hidden = hp.latent_dim, [hp.width] * hp.depth
         if hp.network == "mlp":
             self.generator = nets.mlp((d,), self.data_shape, hidden, "relu", "generator",

@@ -123,15 +123,18 @@ class PixelCNN(GenerativeModel):
     sample_methods = ("naive", "fast")  # the benchmark compares them
     Config = PixelCNNConfig
 
+    @classmethod
+    def check_hparams(cls, hp, data_shape) -> None:
+        if hp.kernel_size < 3 or hp.kernel_size % 2 == 0 or hp.depth < 1 or hp.num_classes < 0:
+            raise ValueError(f"pixelcnn: need an odd kernel_size >= 3, depth >= 1, num_classes >= 0; got "
+                             f"{hp.kernel_size}, {hp.depth}, {hp.num_classes}")
+        if hp.width < data_shape[2]:
+            raise ValueError(f"pixelcnn: width ({hp.width}) must be >= the {data_shape[2]} image channels")
+
     def __init__(self, data_shape, levels, **hparams):
         super().__init__(data_shape, levels, **hparams)
         hp = self.hp
         h, w, c = self.data_shape
-        if hp.kernel_size < 3 or hp.kernel_size % 2 == 0 or hp.depth < 1 or hp.num_classes < 0:
-            raise ValueError(f"pixelcnn: need an odd kernel_size >= 3, depth >= 1, num_classes >= 0; got "
-                             f"{hp.kernel_size}, {hp.depth}, {hp.num_classes}")
-        if hp.width < c:
-            raise ValueError(f"pixelcnn: width ({hp.width}) must be >= the {c} image channels")
         self.pixel_kind = resolve_kind(hp.decoder, self.levels)
         self.num_classes = hp.num_classes
         f, r, n = hp.width, hp.kernel_size // 2, hp.depth
