@@ -60,12 +60,18 @@ def _attention(x, name, heads=4):
     return layers.Add()([x, layers.Reshape((hh, ww, ch))(h)])
 
 
+def check_unet(data_shape, channels) -> None:
+    """ValueError when a U-Net with len(`channels`) resolutions cannot halve images of `data_shape`."""
+    h, w, _ = data_shape
+    if h % 2 ** (len(channels) - 1) or w % 2 ** (len(channels) - 1):
+        raise ValueError(f"a U-Net with {len(channels)} resolutions needs height and width divisible by "
+                         f"{2 ** (len(channels) - 1)}, got {h}x{w}; use fewer `channels` or network='mlp'")
+
+
 def unet(data_shape, params, channels, res_blocks, attention, time_dim, act, name):
     """DDPM's U-Net, one resolution per entry of `channels`: `[B, H, W, C] -> [B, H, W, C, params]`."""
+    check_unet(data_shape, channels)
     h_, w_, c = data_shape
-    if h_ % 2 ** (len(channels) - 1) or w_ % 2 ** (len(channels) - 1):
-        raise ValueError(f"a U-Net with {len(channels)} resolutions needs height and width divisible by "
-                         f"{2 ** (len(channels) - 1)}, got {h_}x{w_}; use fewer `channels` or network='mlp'")
     z, te = keras.Input(tuple(data_shape)), keras.Input((time_dim,))
     temb = _time_mlp(te, 4 * channels[0], act)
     x = layers.Conv2D(channels[0], 3, padding="same", name="in")(z)

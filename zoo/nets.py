@@ -24,7 +24,8 @@ def halvings(h: int, w: int) -> int:
     return n
 
 
-def _downsample_steps(data_shape, stages: int) -> int:
+def check_conv_stages(data_shape, stages: int) -> int:
+    """`stages`, or ValueError when stride-2 stages cannot halve the images of `data_shape` that often."""
     h, w, _ = data_shape
     if h % (2 ** stages) or w % (2 ** stages):
         raise ValueError(f"a conv network with {stages} stride-2 stages needs height and width divisible by "
@@ -44,7 +45,7 @@ def mlp(in_shape, out_shape, hidden, activation, name, out_activation=None):
 
 def conv_encoder(data_shape, out_dim, channels, hidden, activation, name):
     """[B, H, W, C] -> stride-2 3x3 convs (one per entry of `channels`) -> Dense -> [B, out_dim]."""
-    _downsample_steps(data_shape, len(channels))
+    check_conv_stages(data_shape, len(channels))
     x = inp = keras.Input(tuple(data_shape))
     for i, ch in enumerate(channels):
         x = layers.Conv2D(ch, 3, strides=2, padding="same", activation=activation, name=f"conv_{i}")(x)
@@ -58,7 +59,7 @@ def conv_decoder(in_dim, data_shape, params_per_pixel, channels, hidden, activat
                  out_activation=None):
     """[B, in_dim] -> Dense -> [B, H/2^s, W/2^s, ch] -> transposed convs -> [B, H, W, C, P], or
     `[B, H, W, C]` for `params_per_pixel` None (one value per sub-pixel, e.g. a GAN's image)."""
-    s = _downsample_steps(data_shape, len(channels))
+    s = check_conv_stages(data_shape, len(channels))
     h, w, c = data_shape
     x = inp = keras.Input((in_dim,))
     for i, width in enumerate(hidden):

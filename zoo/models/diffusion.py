@@ -30,7 +30,7 @@ import tensorflow as tf
 
 from zoo import diffusion_maths as dm
 from zoo.contract import GenerativeModel, ModelConfig
-from zoo.denoisers import mlp_net, time_features, unet
+from zoo.denoisers import check_unet, mlp_net, time_features, unet
 from zoo.nets import halvings
 from zoo.registry import register
 
@@ -72,6 +72,8 @@ class Diffusion(GenerativeModel):
         if hp.timesteps < 0 or min(hp.t_samples, hp.eval_t_samples, hp.sample_steps, hp.ddim_steps) < 1:
             raise ValueError("diffusion: timesteps must be >= 0 and t_samples, eval_t_samples, sample_steps, "
                              "ddim_steps >= 1")
+        if hp.network == "unet":
+            check_unet(data_shape, hp.channels)
 
     def __init__(self, data_shape, levels, **hparams):
         super().__init__(data_shape, levels, **hparams)

@@ -71,6 +71,8 @@ class GAN(GenerativeModel):
     def check_hparams(cls, hp, data_shape) -> None:
         if hp.d_steps < 1:
             raise ValueError(f"d_steps must be >= 1, got {hp.d_steps}")
+        if hp.network == "dcgan":
+            nets.check_conv_stages(data_shape, len(hp.channels))
 
     def __init__(self, data_shape, levels, **hparams):
         super().__init__(data_shape, levels, **hparams)

@@ -55,6 +55,11 @@ class VAE(GenerativeModel):
     term_names = ("distortion", "rate")
     Config = VAEConfig
 
+    @classmethod
+    def check_hparams(cls, hp, data_shape) -> None:
+        if hp.network == "conv":
+            nets.check_conv_stages(data_shape, len(hp.channels))
+
     def __init__(self, data_shape, levels, **hparams):
         super().__init__(data_shape, levels, **hparams)
         hp = self.hp
