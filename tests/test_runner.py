@@ -380,8 +380,9 @@ def test_bench_report_only_prints_store_figures(tmp_path, capsys):
     db = tmp_path / "r.sqlite"
     assert main(["bench", "--report-only", "bars", "--db", str(db)]) == 0
     assert "no finished runs" in capsys.readouterr().out
-    with pytest.raises(SystemExit):
-        main(["bench", "--report-only", "nope", "--db", str(db)])
+    assert main(["bench", "--report-only", "nope", "--db", str(db)]) == 2  # a usage error, one line
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: unknown suite(s) 'nope'")
 
 
 def test_added_config_fields_enter_the_run_key_only_when_set():
