@@ -92,8 +92,14 @@ class GenerativeModel(keras.Model):
 
     @classmethod
     def check_hparams(cls, hp, data_shape) -> None:
-        """Hook: ValueError for hyper-parameter values this family cannot build for images of
-        `data_shape` (H, W, C). Needs no instance, so a config is checked before anything trains."""
+        """ValueError for hyper-parameter values this family cannot build for images of `data_shape`
+        (H, W, C), from the family's `_check_hparams` hook. Needs no instance, so a config is checked
+        before anything trains."""
+        cls._check_hparams(hp, tuple(data_shape))
+
+    @classmethod
+    def _check_hparams(cls, hp, data_shape) -> None:
+        """Hook: raise ValueError naming the hyper-parameter and the fix (default: nothing to check)."""
 
     @property
     def needs_labels(self) -> bool:

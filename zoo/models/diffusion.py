@@ -68,7 +68,7 @@ class Diffusion(GenerativeModel):
     Config = DiffusionConfig
 
     @classmethod
-    def check_hparams(cls, hp, data_shape) -> None:
+    def _check_hparams(cls, hp, data_shape) -> None:
         if hp.timesteps < 0 or min(hp.t_samples, hp.eval_t_samples, hp.sample_steps, hp.ddim_steps) < 1:
             raise ValueError("diffusion: timesteps must be >= 0 and t_samples, eval_t_samples, sample_steps, "
                              "ddim_steps >= 1")

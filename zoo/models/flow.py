@@ -211,7 +211,7 @@ class RealNVP(GenerativeModel):
     Config = FlowConfig
 
     @classmethod
-    def check_hparams(cls, hp, data_shape) -> None:
+    def _check_hparams(cls, hp, data_shape) -> None:
         h, w, _ = data_shape
         if not 0.0 < hp.alpha < 0.5:
             raise ValueError(f"alpha must be in (0, 0.5), got {hp.alpha}")

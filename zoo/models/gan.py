@@ -68,7 +68,7 @@ class GAN(GenerativeModel):
     Config = GANConfig
 
     @classmethod
-    def check_hparams(cls, hp, data_shape) -> None:
+    def _check_hparams(cls, hp, data_shape) -> None:
         if hp.d_steps < 1:
             raise ValueError(f"d_steps must be >= 1, got {hp.d_steps}")
         if hp.network == "dcgan":

@@ -124,7 +124,7 @@ class PixelCNN(GenerativeModel):
     Config = PixelCNNConfig
 
     @classmethod
-    def check_hparams(cls, hp, data_shape) -> None:
+    def _check_hparams(cls, hp, data_shape) -> None:
         if hp.kernel_size < 3 or hp.kernel_size % 2 == 0 or hp.depth < 1 or hp.num_classes < 0:
             raise ValueError(f"pixelcnn: need an odd kernel_size >= 3, depth >= 1, num_classes >= 0; got "
                              f"{hp.kernel_size}, {hp.depth}, {hp.num_classes}")

@@ -56,7 +56,7 @@ class VAE(GenerativeModel):
     Config = VAEConfig
 
     @classmethod
-    def check_hparams(cls, hp, data_shape) -> None:
+    def _check_hparams(cls, hp, data_shape) -> None:
         if hp.network == "conv":
             nets.check_conv_stages(data_shape, len(hp.channels))
 
