@@ -241,6 +241,27 @@ def live_report(url: str, run: pd.Series, name: str, what: str) -> pd.DataFrame 
     return got.value
 
 
+def live_toggle(what: str, key: str) -> bool:
+    """A toggle (off by default; on when the page's link says `live=1`) that computes a live picture
+    from the run's saved model: TensorFlow is imported only once it is on."""
+    default = st.query_params.get("live") == "1"
+    return st.toggle(f"Live: {what} (loads the model: TensorFlow)", value=default, key=key)
+
+
+def live_model(url: str, run: pd.Series, needs: tuple = ()):
+    """The run's saved model (loaded once per file, Keras safe mode), or None after a placeholder
+    naming the file and why (missing, damaged, another version, or lacking a method in `needs`)."""
+    read = artifacts.read_model(run_artifacts(url, run), run)
+    missing = [f for f in needs if read.ok and not hasattr(read.value, f)]
+    if missing:
+        read = artifacts.Read(why=f"{read.file} (model): a {type(read.value).__name__} has no "
+                              f"{' or '.join(missing)}", file=read.file)
+    if not read.ok:
+        placeholder(run["name"], read.why)
+        return None
+    return read.value
+
+
 def pictures(url: str, run: pd.Series) -> None:
     """The run's saved samples beside real test images."""
     c1, c2 = st.columns(2)

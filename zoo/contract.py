@@ -20,6 +20,8 @@ convert, then call the family's hooks:
     _log_weights(x, n, seed) -> [n, B]                      with has_importance_sampling
     _inpaint(x, mask, seed, **options)                       with can_inpaint
     _training_loss(x, labels) -> (loss, terms)               optional (default: the mean of -bound)
+    _log_px_z(z, x) -> [n, B]                               with has_decoder (p(x|z), z ~ `prior`)
+    _sampling_cost(**options) -> network calls per sample   optional (default: 1)
 
 What a family can do beyond the contract is declared by the capabilities below, never guessed.
 """
@@ -75,6 +77,7 @@ class GenerativeModel(keras.Model):
     population_is = False  # IS over all 2^16 bars images is cheap enough for evaluation
     sample_methods: tuple[str, ...] = ()  # named samplers of `sample(method=...)`, slowest first
     can_inpaint = False  # `inpaint(x, mask)`
+    has_decoder = False  # a latent z ~ `prior` and a decoder likelihood: `log_px_given_z(z, x)`
     num_classes = 0  # > 0: class-conditional; `fit` then takes (images, labels) batches
     is_budget = 40_000  # (samples x examples) per importance-sampling chunk; bounds memory
 
@@ -370,6 +373,23 @@ class GenerativeModel(keras.Model):
     def _log_weights(self, x, n, seed):
         """log p(x, z_i) - log q(z_i | x) for i = 1..n, `[n, B]`."""
         raise NotImplementedError
+
+    def log_px_given_z(self, z, x):
+        """log p(x | z) in nats, `[n, B]`, for latent draws z `[n, B, d]` and images x uint8
+        `[B, H, W, C]`: the decoder's likelihood of a latent-variable family (the GAN's: its AIS
+        observation model), with z drawn from `self.prior` = p(z). Raises NotImplementedError
+        without `has_decoder`, TypeError / ValueError for bad images."""
+        if not self.has_decoder:
+            raise NotImplementedError(f"{self.name} has no latent decoder p(x|z) (has_decoder is False)")
+        return self._log_px_z(tf.convert_to_tensor(z, tf.float32), self.check_input(x))
+
+    def sampling_cost(self, **options) -> int:
+        """Network calls per sample of `sample(n, **options)` (one batched call counts once): 1 for a
+        VAE, flow or GAN, one per sub-pixel group for a PixelCNN, one per step for diffusion."""
+        return int(self._sampling_cost(**options))
+
+    def _sampling_cost(self, **options) -> int:
+        return 1
 
     # --- importance sampling (latent models and dequantised flows) -----------------------------
     def log_prob_is(self, x, k: int, seed=None, chunk: int | None = None):

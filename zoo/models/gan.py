@@ -66,6 +66,7 @@ class GAN(GenerativeModel):
     """Generator + discriminator trained with two optimizers; `nll_terms` = {nll: -AIS estimate}."""
 
     Config = GANConfig
+    has_decoder = True  # p(x|z): the generator under the discretised Gaussian observation model
 
     @classmethod
     def _check_hparams(cls, hp, data_shape) -> None:
@@ -236,6 +237,10 @@ class GAN(GenerativeModel):
         # QuantizedDistribution puts X in (k - 1, k] on level k, so a bin centred on u is loc u - 1/2
         obs = tfd.QuantizedDistribution(tfd.Normal(u - 0.5, obs_sigma), low=0.0, high=float(self.levels - 1))
         return tfd.Independent(obs, reinterpreted_batch_ndims=3).log_prob(tf.cast(x, tf.float32))
+
+    def _log_px_z(self, z, x):
+        """The observation model at the calibrated `obs_sigma` (the contract's `log_px_given_z`)."""
+        return self.log_px_z(z, x, self.hp.obs_sigma)
 
     def log_prob_ais(self, x, steps=None, chains=None, obs_sigma=None, seed=None, **ais_kwargs):
         """AIS estimate of log P(x) `[B]` in nats (defaults from the config; works for ais_steps = 0)."""

@@ -51,6 +51,7 @@ class VAE(GenerativeModel):
 
     likelihood = "elbo"
     has_importance_sampling = True
+    has_decoder = True
     population_is = True  # IS over all 2^16 bars images is cheap (a small decoder): see evaluation
     term_names = ("distortion", "rate")
     Config = VAEConfig
