@@ -315,12 +315,28 @@ def save_reports(run: Finished):
 
     x = _fixed_subset(run.dataset.split(run.cfg.eval.split), REPORT_EXAMPLES)
     is_ks = [k for k in IS_KS if k <= max(run.cfg.eval.is_k, 1)]  # L_k rising with k, up to eval.is_k
-    for name, table in reports(run.model, x, seed=run.seed, is_ks=is_ks).items():
+    _save_tables(run, reports(run.model, x, seed=run.seed, is_ks=is_ks))
+
+
+def _save_tables(run: Finished, tables: dict):
+    """Each report table as CSV artifact `report_<name>`."""
+    for name, table in tables.items():
         table.to_csv(run.artifact(f"report_{name}", f"{name}.csv"), index=False)
 
 
+def lecture_outputs(run: Finished):
+    """The lectures' demonstrations the dashboard draws without TensorFlow (zoo.demos): estimators of
+    log p(x) against k, inference gaps, the sampling cost; metrics on the eval split, report tables."""
+    from zoo.demos import runner_outputs
+
+    x = _fixed_subset(run.dataset.split(run.cfg.eval.split), REPORT_EXAMPLES)
+    rows, tables = runner_outputs(run.model, run.dataset, x, seed=run.seed, sample_options=run.spec.sample)
+    run.store.log_metrics(run.run_id, run.cfg.eval.split, rows)
+    _save_tables(run, tables)
+
+
 OUTPUT_STEPS = (calibrate, save_model, save_history, split_metrics, sample_grid, sample_quality, speeds,
-                save_reports)
+                save_reports, lecture_outputs)
 
 
 def _save_outputs(cfg, spec, model, dataset, store, run_id, run_dir, seed):

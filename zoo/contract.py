@@ -9,6 +9,7 @@ example, together with the kind of number it is (`zoo.vocabulary.KINDS`):
     iwae   the k-sample importance-weighted bound L_k (Burda et al. 2016, eq. 8)
     vlb    the diffusion variational lower bound
     ais    an annealed-importance-sampling estimate
+    mc     naive Monte Carlo from the prior, log (1/k) sum_i p(x|z_i) (a metric, `prior_mc_nll`)
     none   no likelihood (a plain GAN); shown as "n/a", never as 0
 
 Template methods (TFP style): the public methods live here only (`nll_terms`, `log_prob`,
@@ -385,7 +386,9 @@ class GenerativeModel(keras.Model):
 
     def sampling_cost(self, **options) -> int:
         """Network calls per sample of `sample(n, **options)` (one batched call counts once): 1 for a
-        VAE, flow or GAN, one per sub-pixel group for a PixelCNN, one per step for diffusion."""
+        VAE, flow or GAN, one per sub-pixel for a PixelCNN, one per step for diffusion: the sequential
+        depth of sampling. `options` as `sample`'s (ValueError for one the family does not take)."""
+        self.check_options("sample", options)
         return int(self._sampling_cost(**options))
 
     def _sampling_cost(self, **options) -> int:

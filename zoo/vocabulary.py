@@ -28,6 +28,8 @@ KINDS = {k.name: k for k in (
          "the k-sample importance-weighted bound L_k (Burda et al. eq. 8)"),
     Kind("vlb", "VLB", "#6a1b9a", "violet", "the diffusion variational lower bound"),
     Kind("ais", "AIS", "#c62828", "red", "an annealed-importance-sampling estimate (Wu et al. 2017)"),
+    Kind("mc", "MC", "#00838f", "blue",
+         "naive Monte Carlo from the prior: log (1/k) sum_i p(x|z_i), z_i ~ p(z) (a stochastic lower bound)"),
     Kind("none", "n/a", "#757575", "gray", "no likelihood (a plain GAN): shown as n/a, never as 0"),
 )}
 LIKELIHOOD_KINDS = tuple(KINDS)

@@ -276,6 +276,9 @@ class Diffusion(GenerativeModel):
             raise ValueError(f"diffusion: at most T = {self.hp.timesteps} steps for this discrete-time model")
         return tf.constant(steps)
 
+    def _sampling_cost(self, method="ancestral", steps=None, eta=0.0):
+        return int(self._steps(method, steps))  # one denoiser call per step
+
     def _sample(self, n, seed, method="ancestral", steps=None, eta=0.0):
         """`method` "ancestral" (every step: T, or `sample_steps` in continuous time) or "ddim" (`steps`,
         default `ddim_steps`; `eta` 0 deterministic, 1 ancestral-like)."""

@@ -262,6 +262,10 @@ class PixelCNN(GenerativeModel):
                 canvas = self._fast_fn(canvas, tf.constant(i), base, labels)
         return canvas
 
+    def _sampling_cost(self, method="fast", labels=None):
+        """H*W*C sequential network calls either way ("fast" runs only the horizontal stack per call)."""
+        return int(np.prod(self.data_shape))
+
     def _draw(self, params, t, base):
         """Sub-pixel t of every image from its parameters [n, P]: int32 [n]."""
         seed = tf.random.experimental.stateless_fold_in(base, t)
