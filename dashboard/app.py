@@ -16,7 +16,7 @@ if str(ROOT) not in sys.path:  # `streamlit run` puts dashboard/, not the repo, 
 
 import streamlit as st  # noqa: E402
 
-from dashboard import data  # noqa: E402
+from dashboard import data, ui  # noqa: E402
 
 st.set_page_config(page_title="Generative-model zoo", page_icon=":material/science:", layout="wide")
 V = Path(__file__).parent / "views"
@@ -43,25 +43,32 @@ nav = st.navigation({
 })
 
 url = data.db_url()
+st.session_state[ui.LINKED_RUN] = None  # the page sets it when it picks a run
 counts = data.counts(url)  # runs per (dataset, experiment, status): a GROUP BY, no run is read
 with st.sidebar:
     datasets = sorted(set(counts["dataset"]))
     if datasets:
+        ui.from_link("dataset", datasets)  # a link (?dataset=...) chooses the dataset of a new session
         if st.session_state.get("dataset") not in datasets:
             st.session_state["dataset"] = "bars" if "bars" in datasets else datasets[0]
-        st.selectbox("Dataset", datasets, key="dataset")
+        st.selectbox("Dataset", datasets, key="dataset", on_change=ui.to_link, args=("dataset",))
         here = counts[counts["dataset"] == st.session_state["dataset"]]
         experiments = sorted(set(here["experiment"]))
         if len(experiments) > 1:  # every page shows the runs of this experiment only
+            ui.from_link("experiment", [data.ALL, *experiments])
             if st.session_state.get("experiment") not in [data.ALL, *experiments]:
                 st.session_state["experiment"] = data.ALL
-            st.selectbox("Experiment", [data.ALL, *experiments], key="experiment")
+            st.selectbox("Experiment", [data.ALL, *experiments], key="experiment", on_change=ui.to_link,
+                         args=("experiment",))
             if st.session_state["experiment"] != data.ALL:
                 here = here[here["experiment"] == st.session_state["experiment"]]
         by_status = here.groupby("status")["runs"].sum().sort_values(ascending=False, kind="stable")
         st.caption(" · ".join(f"{n:,} {s.lower()}" for s, n in by_status.items()))
+    ui.presentation_toggle()
     st.caption(f"Store: `{url}`")
     if st.button("Reload the store", icon=":material/refresh:"):
         st.cache_data.clear()
         st.rerun()
 nav.run()
+with st.sidebar:  # after the page: it may have put its run in the link
+    ui.link_caption(nav.url_path)

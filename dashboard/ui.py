@@ -97,10 +97,76 @@ def pick_runs(r: pd.DataFrame, label: str, key: str, default: int = 6) -> pd.Dat
 
 def pick_run(r: pd.DataFrame, label: str, key: str, by: pd.DataFrame | None = None) -> pd.Series:
     """One run (the best test nats first when `by`, a frame of run_id and nll, is given; at most
-    PICK_MAX of them listed)."""
+    PICK_MAX of them listed); a link's `?run=<run id>` picks it in a new session, and the picked run
+    goes into the page's link (`link_caption`)."""
     r = capped(by_nll(r, by), PICK_MAX, "runs", "best" if by is not None else "first")
+    linked = r.loc[r["run_id"].astype(str) == st.query_params.get("run"), "name"]
+    if key not in st.session_state and len(linked):
+        st.session_state[key] = linked.iloc[0]
     name = st.selectbox(label, list(r["name"]), key=key)
-    return r[r["name"] == name].iloc[0]
+    run = r[r["name"] == name].iloc[0]
+    st.session_state[LINKED_RUN] = int(run["run_id"])
+    return run
+
+
+# --- links and the presentation view ------------------------------------------------------------
+LINKED_RUN = "_linked_run"  # the run the page picked this script run (app.py resets it)
+LINK_KEYS = ("dataset", "experiment")  # sidebar choices a link carries (with the run, `present`)
+PRESENT_CSS = """<style>
+html { font-size: 22px; }
+[data-testid="stSidebar"] { font-size: 0.8rem; }
+[data-testid="stMainBlockContainer"] { max-width: 100%; padding-left: 2rem; padding-right: 2rem; }
+</style>"""
+
+
+def from_link(key: str, choices) -> None:
+    """A new session opened from a link (`?dataset=bars&experiment=...`): the sidebar choice `key` is
+    the link's, when it is one of `choices`."""
+    value = st.query_params.get(key)
+    if key not in st.session_state and value in choices:
+        st.session_state[key] = value
+
+
+def to_link(key: str) -> None:
+    st.query_params[key] = str(st.session_state[key])
+
+
+def presenting() -> bool:
+    """Whether the presentation view (large type and figures, for a projector) is on."""
+    return bool(st.session_state.get("present"))
+
+
+def presentation_toggle() -> None:
+    """The sidebar's presentation toggle (on in a new session opened with `?present=1`); when on, the
+    page's type is larger (CSS) and charts drawn through `chart` get larger fonts and heights."""
+    if "present" not in st.session_state:
+        st.session_state["present"] = st.query_params.get("present") == "1"
+    st.toggle("Presentation view (large type)", key="present", help="for a projector; a link with "
+              "?present=1 opens in it")
+    if presenting():
+        st.html(PRESENT_CSS)
+
+
+def link_caption(url_path: str) -> None:
+    """Put the current view (dataset, experiment, the page's run, presentation) in the browser's
+    address and show it as a relative link a slide can point at."""
+    params = {k: str(st.session_state[k]) for k in LINK_KEYS if st.session_state.get(k)}
+    if st.session_state.get(LINKED_RUN) is not None:
+        params["run"] = str(st.session_state[LINKED_RUN])
+    if presenting():
+        params["present"] = "1"
+    if dict(st.query_params) != params:
+        st.query_params.from_dict(params)
+    query = "&".join(f"{k}={v}" for k, v in params.items())
+    st.caption(f"Link to this view: `/{url_path}{'?' + query if query else ''}`")
+
+
+def chart(c, **kwargs) -> None:
+    """st.altair_chart, with larger fonts in the presentation view."""
+    if presenting():
+        c = c.configure_axis(labelFontSize=18, titleFontSize=20).configure_legend(
+            labelFontSize=18, titleFontSize=20).configure_title(fontSize=22)
+    st.altair_chart(c, **kwargs)
 
 
 def kind_badges(labels) -> None:
@@ -167,6 +233,7 @@ def lines(df: pd.DataFrame, x: str, y: str, color: str, log_y: bool = False, das
                y=alt.Y(y, scale=yscale), color=color, tooltip=[color, x, y])
     if dash:
         enc["strokeDash"] = dash
+    height = int(height * 1.6) if presenting() else height
     chart = alt.Chart(df).mark_line(point=len(df) < 200).encode(**enc).properties(height=height)
     if rule is not None:
         chart += alt.Chart(pd.DataFrame({y: [rule]})).mark_rule(strokeDash=[4, 4], color="gray").encode(y=y)

@@ -42,6 +42,39 @@ FAMILIES = tuple(dict.fromkeys(FAMILY_OF.values()))
 LATENT_FAMILIES = ("VAE", "Flow")  # families with an encoder and a decoder: encode(x) / decode(z)
 
 
+@dataclasses.dataclass(frozen=True)
+class Facts:
+    """What a family is, for the side-by-side overview (Isachenko's "generative models zoo" and his
+    VAE-vs-flow table, extended to the six families)."""
+
+    latent: str  # none / stochastic / deterministic / a chain
+    encoder: str
+    decoder: str
+    objective: str  # what training maximises (or plays)
+    kinds: str  # the likelihood kinds its runs report (KINDS)
+    sampling: str  # network calls per sample, in words (runs record the number: sample_network_calls)
+    source: str
+
+
+FAMILY_FACTS = {
+    "VAE": Facts("stochastic: z ~ q(z|x), p(z) = N(0, I)", "stochastic q(z|x) = N(mu(x), sigma(x)^2)",
+                 "stochastic p(x|z), independent pixels", "ELBO (IWAE: the k-sample bound L_k)", "elbo, iwae",
+                 "1 decoder call", "Kingma & Welling 2014; Burda et al. 2016"),
+    "Flow": Facts("deterministic: z = f(x + u), same size as x", "deterministic f (a bijection)",
+                  "deterministic f^-1", "log-likelihood of the dequantised data (its ELBO over u)", "elbo",
+                  "1 inverse pass", "Dinh et al. 2017 (RealNVP)"),
+    "PixelCNN": Facts("none: p(x) = prod_t p(x_t | x_<t)", "none", "the chain rule, one pixel at a time",
+                      "exact log-likelihood", "exact", "one call per sub-pixel (H x W x C)",
+                      "van den Oord et al. 2016"),
+    "Diffusion": Facts("a chain z_1 ... z_T of noisier copies of x", "fixed: q(z_t|x) = N(alpha_t x, sigma_t^2 I)",
+                       "learned reverse steps p(z_s|z_t)", "the VLB (or Ho et al.'s simple loss)", "vlb",
+                       "one denoiser call per step", "Sohl-Dickstein et al. 2015; Ho et al. 2020"),
+    "GAN": Facts("stochastic: z ~ p(z), no encoder", "none", "deterministic generator G(z)",
+                 "the minimax game of G and D (no likelihood)", "none; ais (an AIS estimate after training)",
+                 "1 generator call", "Goodfellow et al. 2014; Wu et al. 2017 (AIS)"),
+}
+
+
 def family(model: str) -> str:
     """The family of a registry name ("iwae" -> "VAE"); an unknown name is its own family."""
     return FAMILY_OF.get(str(model), str(model))
