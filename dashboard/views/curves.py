@@ -26,4 +26,4 @@ for term in terms:
         ewm = lambda v: v.ewm(alpha=1 - smooth).mean()  # noqa: E731
         df["value"] = df.groupby(["run", "split"])["value"].transform(ewm)
     st.subheader(term)
-    st.altair_chart(ui.lines(df, "epoch", "value", "run", log_y=log_y, dash="split"), width="stretch")
+    ui.chart(ui.lines(df, "epoch", "value", "run", log_y=log_y, dash="split"), width="stretch")

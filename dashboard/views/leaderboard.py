@@ -57,7 +57,7 @@ if not ranked.empty:
         floor = float((plot["nats"] - plot["gap to optimum"]).mean())
         rule = alt.Chart(pd.DataFrame({"x": [floor]})).mark_rule(strokeDash=[4, 4], color="gray")
         chart += rule.encode(x="x")
-    st.altair_chart(chart.properties(height=alt.Step(28)), width="stretch")
+    ui.chart(chart.properties(height=alt.Step(28)), width="stretch")
     st.caption("Dots: test nats, with a line of ± its standard error (or the seed sd); diamonds: IS-NLL; "
                "dashed: the true NLL of the same test images (bars only).")
 if not free.empty:

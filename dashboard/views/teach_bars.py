@@ -43,6 +43,6 @@ else:
     chart = alt.Chart(plot).mark_bar().encode(
         x=alt.X("gap:Q", title="test nats - H(p)"), y=alt.Y("name:N", title=None),
         color=alt.Color("badge:N", title="kind"), tooltip=["name", "badge", "nll", "gap"])
-    st.altair_chart(chart.properties(height=alt.Step(28)), width="stretch")
+    ui.chart(chart.properties(height=alt.Step(28)), width="stretch")
     st.caption("A bound (ELBO, IWAE-k) can sit above H(p) even for a perfect model; an exact NLL cannot go "
                "below it except by test-split noise.")

@@ -35,5 +35,5 @@ if live:
     if h.empty:
         ui.placeholder("D(real) and D(fake)", "this run recorded no d_real / d_fake history")
     else:
-        st.altair_chart(ui.lines(h, "epoch", "value", "name", rule=0.5), width="stretch")
+        ui.chart(ui.lines(h, "epoch", "value", "name", rule=0.5), width="stretch")
     ui.pictures(url, live[0])
