@@ -40,7 +40,7 @@ nav = st.navigation({
               page("teach_flow.py", "Flow", "swap_horiz"), page("teach_diffusion.py", "Diffusion", "grain"),
               page("teach_gan.py", "GAN", "sports_kabaddi")],
     "Explore": [page("explore.py", "Latent explorer", "explore")],
-})
+}, expanded=True)  # every page listed: a lecturer jumps between them
 
 url = data.db_url()
 st.session_state[ui.LINKED_RUN] = None  # the page sets it when it picks a run

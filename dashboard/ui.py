@@ -115,7 +115,7 @@ LINK_KEYS = ("dataset", "experiment")  # sidebar choices a link carries (with th
 PRESENT_CSS = """<style>
 html { font-size: 22px; }
 [data-testid="stSidebar"] { font-size: 0.8rem; }
-[data-testid="stMainBlockContainer"] { max-width: 100%; padding-left: 2rem; padding-right: 2rem; }
+[data-testid="stMainBlockContainer"] { max-width: 100%; padding: 2rem 2rem 4rem 2rem; }
 </style>"""
 
 

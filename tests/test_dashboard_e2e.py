@@ -162,3 +162,25 @@ def test_teaching_pages_in_a_browser_show_their_tiles(server, browser, tmp_path,
     assert page.locator('[data-testid="stException"]').count() == 0
     _shot(page, tmp_path, f"dashboard_{path}.png")
     page.close()
+
+
+def test_the_overview_opens_from_a_link_in_the_presentation_view(server, browser, tmp_path):
+    """A slide's link (/overview?present=1) opens the families side by side in large type, with no
+    developer chrome (the committed dashboard/.streamlit/config.toml: no Deploy button)."""
+    url, _ = server
+    page = browser.new_page(viewport={"width": 1600, "height": 1000})
+    page.goto(f"{url}/overview?present=1", timeout=120_000)
+    page.get_by_role("heading", name="Families side by side").wait_for(timeout=120_000)
+    heads = page.locator('[data-testid="stTable"] th')
+    heads.filter(has_text="Diffusion").first.wait_for(timeout=120_000)
+    assert set(FAMILIES) <= {t.strip() for t in heads.all_text_contents()}
+    page.locator('[data-testid="stImage"] img').nth(len(FAMILIES)).wait_for(timeout=120_000)
+    assert page.evaluate("getComputedStyle(document.documentElement).fontSize") == "22px"
+    assert page.get_by_role("button", name="Deploy").count() == 0
+    assert page.get_by_text("Link to this view").count() == 1
+    assert page.locator('[data-testid="stException"]').count() == 0
+    _shot(page, tmp_path, "dashboard_overview_present.png")
+    page.goto(f"{url}/overview", timeout=120_000)  # a plain link: normal type
+    page.get_by_role("heading", name="Families side by side").wait_for(timeout=120_000)
+    assert page.evaluate("getComputedStyle(document.documentElement).fontSize") != "22px"
+    page.close()

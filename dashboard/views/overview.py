@@ -21,33 +21,39 @@ def best(fam: str) -> pd.Series | None:
     return None if runs.empty else runs.iloc[0]
 
 
+def number(run, name: str, fmt: str) -> str:
+    v = None if run is None else run.get(name)
+    return "n/a" if v is None or pd.isna(v) else format(v, fmt)
+
+
 def cost(run) -> str:
-    v = None if run is None else run.get("sample_network_calls")
-    return "n/a" if v is None or pd.isna(v) else f"{int(v):,}"
+    return number(run, "sample_network_calls", ",.0f")
 
 
-rows, picked = [], {}
-for fam in FAMILIES:
-    f, run = FAMILY_FACTS[fam], best(fam)
-    picked[fam] = run
-    nats = None if run is None else run.get("nll")
-    rows.append({"family": fam, "latent": f.latent, "encoder": f.encoder, "decoder": f.decoder,
-                 "objective": f.objective, "kind": "-" if run is None else run["badge"],
-                 "network calls / sample": cost(run), "sampling": f.sampling,
-                 "best test nats": "n/a" if nats is None or pd.isna(nats) else f"{nats:.3f}",
-                 "run": "no finished run" if run is None else run["name"], "source": f.source})
-table = pd.DataFrame(rows)
-st.dataframe(table, hide_index=True, column_config={
-    "kind": st.column_config.Column(help="the kind of number the best run reports: exact, a bound (ELBO, "
-                                    "IWAE-k, VLB), an AIS estimate, or n/a (no likelihood)"),
-    "network calls / sample": st.column_config.Column(
-        help="sequential network calls to draw one sample, as recorded by the best run's sampler "
-             "(zoo: GenerativeModel.sampling_cost)"),
-    "best test nats": st.column_config.Column(help="-log P(x) of the test images, nats per example, of "
-                                              "the kind in 'kind': bounds and exact values are different "
-                                              "kinds of number")})
-st.caption("Bounds (ELBO, IWAE-k, VLB) are at least the true NLL; exact is the NLL itself; AIS is a "
-           "stochastic estimate; a GAN without AIS has no likelihood (n/a, never 0).")
+def nats(run) -> str:
+    return number(run, "nll", ".3f")
+
+
+picked = {fam: best(fam) for fam in FAMILIES}
+facts = {fam: FAMILY_FACTS[fam] for fam in FAMILIES}
+rows = {  # aspect -> one cell per family (Isachenko's table: aspects down, models across)
+    "latent": [f.latent for f in facts.values()],
+    "encoder": [f.encoder for f in facts.values()],
+    "decoder": [f.decoder for f in facts.values()],
+    "training objective": [f.objective for f in facts.values()],
+    "likelihood kind (best run)": ["-" if run is None else run["badge"] for run in picked.values()],
+    "sampling": [f.sampling for f in facts.values()],
+    "network calls per sample": [cost(run) for run in picked.values()],
+    "best test nats": [nats(run) for run in picked.values()],
+    "best run": ["no finished run" if run is None else run["name"] for run in picked.values()],
+    "source": [f.source for f in facts.values()],
+}
+st.table(pd.DataFrame(rows, index=list(FAMILIES)).T)
+st.caption("Network calls per sample: the sequential network calls the best run's sampler makes to draw "
+           "one sample, as the runner recorded it (zoo: GenerativeModel.sampling_cost). Best test nats: "
+           "-log P(x) of the test images, nats per example, of the kind above: bounds (ELBO, IWAE-k, VLB) "
+           "are at least the true NLL, exact is the NLL itself, AIS a stochastic estimate; a GAN without "
+           "AIS has no likelihood (n/a, never 0).")
 
 st.subheader("Samples of each family's best run")
 real = next((run for run in picked.values() if run is not None), None)
