@@ -37,6 +37,8 @@ TINY = {"name": "tiny_bars", "dataset": {"name": "bars", "n_train": 200, "n_vali
                    {"model": "gan", "label": "gan_ais",
                     "hparams": {"latent_dim": 2, "width": 8, "depth": 1, "ais_steps": 3, "ais_chains": 2,
                                 "ais_leapfrog": 2, **NO_JIT}},
+                   {"model": "vae", "label": "ae_2d",  # kl_weight 0: a plain autoencoder (noisy code)
+                    "hparams": {"latent_dim": 2, "width": 8, "depth": 1, "kl_weight": 0.0, **NO_JIT}},
                    {"model": "pixelcnn", "label": "pixelcnn_cond",  # class-conditional: one bar per class
                     "hparams": {"width": 4, "depth": 1, "num_classes": 4, **NO_JIT}},
                    {"model": "pixelcnn", "label": "broken",  # FAILED: an even kernel
@@ -113,7 +115,7 @@ def test_the_fixture_store_has_what_the_pages_need(store):
     status = dict(zip(store.runs()["label"], store.runs()["status"]))
     assert status == {"vae": "FINISHED", "iwae_k3": "FINISHED", "pixelcnn": "FINISHED", "flow": "FINISHED",
                       "diffusion": "FINISHED", "gan_ais": "FINISHED", "pixelcnn_cond": "FINISHED",
-                      "broken": "FAILED", "diverged": "DIVERGED", "gan": "FINISHED"}, \
+                      "ae_2d": "FINISHED", "broken": "FAILED", "diverged": "DIVERGED", "gan": "FINISHED"}, \
         store.runs()["error"].tolist()
     arts = set(store.artifacts()["name"])
     assert {"model", "samples_png", "report_is_vs_k", "report_pixel_nll", "report_timestep_loss",
@@ -128,13 +130,15 @@ def test_leaderboard_ranks_finished_runs_with_their_kind(db, store, ids, monkeyp
     finished = store.runs(status="FINISHED")
     expected = set(finished.loc[finished["likelihood"] != "none", "label"])
     assert expected == {"vae", "iwae_k3", "flow", "pixelcnn", "diffusion", "gan_ais",
-                        "pixelcnn_cond"} == set(table["model"])
+                        "pixelcnn_cond", "ae_2d"} == set(table["model"])
     badges = dict(zip(table["model"], table["kind"].map(lambda b: b[0])))
     assert badges == {"vae": "ELBO", "iwae_k3": "IWAE-3", "flow": "ELBO", "pixelcnn": "exact",
-                      "diffusion": "VLB", "gan_ais": "AIS", "pixelcnn_cond": "exact"}
+                      "diffusion": "VLB", "gan_ais": "AIS", "pixelcnn_cond": "exact",
+                      "ae_2d": "ELBO"}
     assert dict(zip(table["model"], table["family"])) == {"vae": "VAE", "iwae_k3": "VAE", "flow": "Flow",
                                                           "pixelcnn": "PixelCNN", "diffusion": "Diffusion",
-                                                          "gan_ais": "GAN", "pixelcnn_cond": "PixelCNN"}
+                                                          "gan_ais": "GAN", "pixelcnn_cond": "PixelCNN",
+                                                          "ae_2d": "VAE"}
     assert list(table["nats"]) == sorted(table["nats"])
     assert list(table["rank"]) == list(range(1, len(table) + 1))
     m = store.metrics(split="test").set_index(["run_id", "name"])["value"]
