@@ -102,6 +102,11 @@ def _whole(v):
     return int(v) if isinstance(v, int) or (np.isfinite(v) and v == int(v)) else None
 
 
+def _real(v) -> float:
+    """`v` as a float if it is a number (not a bool), else NaN."""
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else np.nan
+
+
 # --- cached store reads: each filtered in SQL to what a page shows --------------------------------
 ALL = "All experiments"  # the sidebar's experiment choice that filters nothing
 LEADERBOARD_METRICS = ("nll", "nll_se", "bits_per_dim", "is_nll", "is_k", "data_nll", "pop_gap",
@@ -122,12 +127,17 @@ def _experiment(experiment):
 @st.cache_data(ttl=TTL, show_spinner=False)
 def runs(url: str, dataset: str | None = None, experiment: str | None = None) -> pd.DataFrame:
     """The runs of `dataset` and `experiment` (None or ALL: every one; filtered in SQL), plus `family`,
-    `k` (IWAE's training k), `badge`, `name` ("#3 vae s0") and `data_options` (the dataset entry of its
-    config as JSON, for `real_images`). The config JSON of these runs only is parsed, then dropped."""
+    `k` (IWAE's training k), `latent_dim`, `kl_weight` (a VAE's beta; NaN for other families), `badge`,
+    `name` ("#3 vae s0") and `data_options` (the dataset entry of its config as JSON, for `real_images`).
+    The config JSON of these runs only is parsed, then dropped."""
     df = _store(url).runs(dataset=dataset, experiment=_experiment(experiment))
     cfg = df.pop("config").map(_json)
-    df["k"] = cfg.map(lambda c: _whole(_entry(c, "hparams").get("k")))
+    hp = cfg.map(lambda c: _entry(c, "hparams"))
+    df["k"] = hp.map(lambda h: _whole(h.get("k")))
+    df["latent_dim"] = hp.map(lambda h: _whole(h.get("latent_dim")))
     df["family"] = df["model"].map(family)
+    df["kl_weight"] = [_real(h.get("kl_weight", 1.0)) if f == "VAE" else np.nan  # (1: before kl_weight)
+                       for h, f in zip(hp, df["family"])]
     df["badge"] = [badge(lk, k) for lk, k in zip(df["likelihood"], df["k"])]
     df["name"] = [f"#{i} {lab} s{s}" for i, lab, s in zip(df["run_id"], df["label"], df["seed"])]
     df["data_options"] = [json.dumps(_entry(c, "dataset") or {"name": d}, sort_keys=True, default=str)

@@ -60,3 +60,20 @@ def test_latent_gaussian_equals_multivariate_normal_diag():
     np.testing.assert_allclose(kl, tfd.kl_divergence(mvn, mvn_prior).numpy(), rtol=1e-5)
     closed = 0.5 * (mu ** 2 + sigma ** 2 - 1 - 2 * np.log(sigma)).sum(-1)
     np.testing.assert_allclose(kl, closed, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind,levels", [("bernoulli", 2), ("categorical", 17), ("discretized_logistic", 17),
+                                         ("discretized_logistic", 2)])
+def test_pixel_mean_is_the_mean_of_the_discrete_law(kind, levels):
+    """pixel_mean = sum_k k P(k) of the very distribution the decoder scores with, for wide and edge
+    parameters too (a discretised logistic piles its tails on the end levels: its mean is not the
+    clipped logistic mean -- off by up to 1.5 levels before this was fixed)."""
+    from zoo.distributions import num_params, pixel_distribution
+
+    rng = np.random.default_rng(1)
+    params = tf.constant(rng.normal(0, 2, (6, 3, 3, 1, num_params(kind, levels))), tf.float32)
+    probs = np.stack([np.exp(pixel_distribution(kind, params, levels).distribution.log_prob(
+        np.full((6, 3, 3, 1), k, np.float32 if kind == "discretized_logistic" else np.int32)).numpy())
+        for k in range(levels)], -1)  # [6, 3, 3, 1, L]
+    np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(pixel_mean(kind, params, levels).numpy(), probs @ np.arange(levels), atol=2e-4)

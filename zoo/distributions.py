@@ -47,6 +47,13 @@ def num_params(kind: str, levels: int) -> int:
     return {"bernoulli": 1, "categorical": levels, "discretized_logistic": 2}[kind]
 
 
+def _logistic(params, levels: int):
+    """The discretised logistic's (loc, scale) `[..., H, W, C]`: level y takes X in (y - 1, y], so loc
+    is shifted by -1/2 to centre the bin of level mu."""
+    half = (levels - 1) / 2.0
+    return half + half * tf.tanh(params[..., 0]) - 0.5, tf.nn.softplus(params[..., 1]) + 1e-2
+
+
 def pixel_distribution(kind: str, params, levels: int) -> tfd.Distribution:
     """p(x | params) with event shape [H, W, C]; `params` is `[..., H, W, C, P]`."""
     if kind == "bernoulli":
@@ -54,9 +61,7 @@ def pixel_distribution(kind: str, params, levels: int) -> tfd.Distribution:
     elif kind == "categorical":
         base = tfd.Categorical(logits=params, dtype=tf.int32)
     else:
-        half = (levels - 1) / 2.0
-        loc = half + half * tf.tanh(params[..., 0]) - 0.5  # level y takes X in (y - 1, y]: centred on mu = y
-        scale = tf.nn.softplus(params[..., 1]) + 1e-2
+        loc, scale = _logistic(params, levels)
         base = tfd.QuantizedDistribution(tfd.Logistic(loc, scale), low=0.0, high=float(levels - 1))
     return tfd.Independent(base, reinterpreted_batch_ndims=3)
 
@@ -90,5 +95,6 @@ def pixel_mean(kind: str, params, levels: int):
         return tf.sigmoid(params[..., 0])
     if kind == "categorical":
         return tf.reduce_sum(tf.nn.softmax(params, -1) * tf.range(levels, dtype=tf.float32), -1)
-    half = (levels - 1) / 2.0  # the logistic mean, clipped to the support
-    return tf.clip_by_value(half + half * tf.tanh(params[..., 0]), 0.0, levels - 1.0)
+    loc, scale = _logistic(params, levels)  # E[y] = sum_{j=0}^{L-2} P(y > j), P(y <= j) = F((j - loc) / s)
+    j = tf.range(levels - 1, dtype=tf.float32)
+    return tf.reduce_sum(tf.sigmoid((loc[..., None] - j) / scale[..., None]), -1)

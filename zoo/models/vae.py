@@ -5,6 +5,11 @@
            = -(distortion + rate)
     L_k    = E[log (1/k) sum_i w_i],  w_i = p(x, z_i) / q(z_i|x)     (Burda eq. 8), L_1 = ELBO
 
+Training may weight the rate: loss = distortion + beta * rate (`kl_weight` beta; Higgins et al. 2017's
+beta-VAE). beta = 0 is a plain autoencoder with a noisy code (UBC lecture 16, "what can happen without
+regularisation"; Günnemann: "standard AE are not generative models"), beta = 1 the ELBO. Whatever beta,
+`log_prob`, `nll_terms` and evaluation report the true ELBO.
+
 Reparameterisation: z = mu + sigma * eps, eps ~ N(0, I) (K&W sec. 2.4).
 """
 from __future__ import annotations
@@ -43,11 +48,13 @@ class VAEConfig(ModelConfig):
     activation: str = "gelu"
     decoder: PixelLaw = "auto"  # the pixel law p(x|z): auto = bernoulli (2 levels) else categorical
     kl: Literal["analytic", "mc"] = "analytic"  # rate: the analytic KL or the single-sample log q - log p
+    kl_weight: float = 1.0  # beta of the training loss distortion + beta * rate (0: an autoencoder; 1: ELBO)
 
 
 @register("vae")
 class VAE(GenerativeModel):
-    """Gaussian-latent VAE; `nll_terms` = {distortion: -E_q log p(x|z), rate: KL(q(z|x) || p(z))}."""
+    """Gaussian-latent VAE; `nll_terms` = {distortion: -E_q log p(x|z), rate: KL(q(z|x) || p(z))};
+    trained on distortion + kl_weight * rate (the ELBO when kl_weight is 1)."""
 
     likelihood = "elbo"
     has_importance_sampling = True
@@ -58,6 +65,11 @@ class VAE(GenerativeModel):
 
     @classmethod
     def _check_hparams(cls, hp, data_shape) -> None:
+        beta = hp.kl_weight
+        number = isinstance(beta, (int, float)) and not isinstance(beta, bool)
+        if not number or not math.isfinite(beta) or beta < 0:
+            raise ValueError(f"kl_weight must be a finite number >= 0 (0: a plain autoencoder, 1: the ELBO), "
+                             f"got {beta!r}")
         if hp.network == "conv":
             nets.check_conv_stages(data_shape, len(hp.channels))
 
@@ -137,6 +149,12 @@ class VAE(GenerativeModel):
         rate = tfd.kl_divergence(q, self.prior) if self.hp.kl == "analytic" else (log_qz - log_pz)[0]
         return {"distortion": -log_px_z[0], "rate": rate}
 
+    def _training_loss(self, x, labels):
+        """(mean of distortion + beta * rate, the true terms for the trackers): beta = `kl_weight`."""
+        terms = self._nll_terms(x, seed=self.seed_generator, training=True, labels=labels)
+        weighted = {**terms, "rate": float(self.hp.kl_weight) * terms["rate"]}
+        return self.mean_nll(weighted), terms
+
     def _sample(self, n, seed):
         z = keras.random.normal([n, self.hp.latent_dim], seed=seed)
         tfp_seed = keras.random.randint([2], 0, 2 ** 30, seed=seed, dtype="int32")
@@ -156,6 +174,13 @@ class IWAE(VAE):
     likelihood = "iwae"
     term_names = ("distortion", "rate", "iw_gain")
     Config = IWAEConfig
+
+    @classmethod
+    def _check_hparams(cls, hp, data_shape) -> None:
+        super()._check_hparams(hp, data_shape)
+        if hp.kl_weight != 1:  # L_k = E log mean_i w_i has no separate rate term to weight
+            raise ValueError(f"iwae trains on L_k, which has no separate rate term to weight: kl_weight must "
+                             f"be 1, got {hp.kl_weight!r}; use model 'vae' for a KL-weighted ELBO")
 
     @property
     def k(self) -> int:
