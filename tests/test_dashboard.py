@@ -19,8 +19,9 @@ from zoo.vocabulary import FAMILIES, KINDS, UNKNOWN_COLOUR
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "dashboard" / "app.py"
-PAGES = ["leaderboard", "samples", "curves", "anatomy", "teach_bars", "teach_vae", "teach_pixelcnn",
-         "teach_flow", "teach_diffusion", "teach_gan", "explore"]
+PAGES = ["leaderboard", "samples", "curves", "anatomy", "overview", "teach_bars", "teach_posterior",
+         "teach_vae", "teach_inference", "teach_autoencoder", "teach_pixelcnn", "teach_flow",
+         "teach_diffusion", "teach_gan", "explore"]
 NO_JIT = {"jit_compile": False}
 TINY = {"name": "tiny_bars", "dataset": {"name": "bars", "n_train": 200, "n_valid": 50, "n_test": 50},
         "seeds": [0], "train": {"epochs": 2, "batch_size": 100, "verbose": 0},
