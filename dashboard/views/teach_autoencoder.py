@@ -86,7 +86,7 @@ def live_map(run: pd.Series, seed: int) -> None:
     beta = float(model.hp.kl_weight)  # a VAE / IWAE (checked above); saved before kl_weight: 1
     what = "an autoencoder" if beta == 0 else "the ELBO" if beta == 1 else "a beta-VAE"
     st.markdown(f"**{ui.plain(run['name'])}**: beta = {beta:g} ({what})")
-    st.altair_chart(map_chart(m["codes"], m["prior"].head(N_SHOWN)), width="stretch")
+    ui.chart(map_chart(m["codes"], m["prior"].head(N_SHOWN)), width="stretch")
     a, b = st.columns(2)
     a.metric("holes", f"{m['holes']:.1%}", help=f"share of {N_PRIOR} prior draws z with q(z) < p(z)/10 "
              f"(± {m['holes_se']:.1%} Monte Carlo s.e.)")

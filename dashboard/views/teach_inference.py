@@ -54,7 +54,7 @@ def gradient_panel(run, model, x) -> None:
         ui.placeholder(run["name"], f"its model does not take this run's test images ({why})")
         return
     shown = table[["estimator", "S", "total_variance", "variance_per_weight", "snr", "mean_norm"]]
-    st.altair_chart(alt.Chart(shown[shown["total_variance"] > 0]).mark_bar().encode(
+    ui.chart(alt.Chart(shown[shown["total_variance"] > 0]).mark_bar().encode(
         y=alt.Y("estimator", title=None),
         x=alt.X("total_variance", scale=alt.Scale(type="log"),
                 title="variance of a one-draw gradient (trace over the encoder's weights)"),
@@ -97,7 +97,7 @@ else:
     picked = ui.pick_runs(have, "Runs (VAE and IWAE side by side)", key="gaps_runs")
     chart = ui.terms_bars(have, picked, list(GAPS))
     if chart is not None:
-        st.altair_chart(chart.properties(title="log p(x) - ELBO(q_φ), nats: the two gaps stacked"),
+        ui.chart(chart.properties(title="log p(x) - ELBO(q_φ), nats: the two gaps stacked"),
                         width="stretch")
     table = picked[["name", "model", "k", *GAP_METRICS[2:5], *GAPS]]
     st.dataframe(table.rename(columns={"optimised_is_nll": "-log p(x) (IS, q*)",
@@ -109,7 +109,7 @@ else:
                for _, row in picked.iterrows()]
     per = [rep.assign(run=name) for name, rep in reports if rep is not None and set(GAPS) <= set(rep.columns)]
     if per:
-        st.altair_chart(alt.Chart(pd.concat(per)).mark_circle(size=50, opacity=0.7).encode(
+        ui.chart(alt.Chart(pd.concat(per)).mark_circle(size=50, opacity=0.7).encode(
             x=alt.X("approximation_gap", title="approximation gap (nats)"),
             y=alt.Y("amortisation_gap", title="amortisation gap (nats)"), color="run",
             tooltip=["run", *per[0].columns[:-1]]).properties(title="per test image", height=320),
