@@ -270,7 +270,7 @@ def test_bound_anatomy_draws_each_family_and_says_which_are_missing(db, monkeypa
 
 
 # --- teaching pages ---------------------------------------------------------------------------
-@pytest.mark.parametrize("page, n_latex", [("teach_vae", 5), ("teach_pixelcnn", 2), ("teach_flow", 4),
+@pytest.mark.parametrize("page, n_latex", [("teach_vae", 6), ("teach_pixelcnn", 2), ("teach_flow", 4),
                                            ("teach_diffusion", 4), ("teach_gan", 3)])
 def test_teach_pages_pair_equations_with_live_numbers(db, page, n_latex, monkeypatch):
     at = app(db, page, monkeypatch)

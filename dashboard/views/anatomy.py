@@ -5,8 +5,12 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import artifacts, data, ui
+from zoo.demos.estimators import KIND_OF, summarise  # TensorFlow-free (the estimators import it lazily)
+from zoo.vocabulary import KINDS
 
 SHOWN = 10  # runs per tab: one point, bar, line or heat map each
+ESTIMATOR_RUNS = 4  # runs whose estimators report the "IS vs k" tab draws (one chart each)
+ESTIMATOR_COLUMNS = {"method", "k", "steps", "cost", "nll"}  # what the chart reads of report_estimators
 TERMS = ("nll", "data_nll", "rate", "distortion", "iw_gain", "prior", "logdet", "logit", "dequantization",
          "diffusion", "reconstruction")  # the test metrics this page draws
 
@@ -18,6 +22,28 @@ fin = ui.finished(r)
 truth = float(w.loc[w["run_id"].isin(fin["run_id"]), "data_nll"].mean()) if "data_nll" in w else None
 truth = truth if truth == truth else None  # NaN -> None
 tabs = st.tabs(["VAE", "IS vs k", "Flow", "PixelCNN", "Diffusion", "GAN"])
+
+
+def estimators_chart(table: pd.DataFrame, title: str) -> alt.LayerChart:
+    """A run's `estimators` report: the mean -log p(x) estimate against its cost per method (log x), a
+    band over the repeats' range, a dashed rule at the quadrature value where the report has one."""
+    s = summarise(table)
+    x = alt.X("cost:Q", scale=alt.Scale(type="log"), title="decoder evaluations per example (log)")
+    est = s[s["method"] != "quadrature"]
+    lines = est.drop_duplicates("line")  # one colour per method on every chart: its kind's (vocabulary)
+    colours = alt.Scale(domain=list(lines["line"]), range=[KINDS[KIND_OF[m]].colour for m in lines["method"]])
+    colour = alt.Color("line:N", scale=colours, title="estimator", legend=alt.Legend(symbolOpacity=1))
+    base = alt.Chart(est).encode(x=x, color=colour)
+    band = base.mark_area(opacity=0.2).encode(y="nll_min:Q", y2="nll_max:Q")
+    line = base.mark_line(point=True).encode(
+        y=alt.Y("nll:Q", scale=alt.Scale(zero=False), title="-log p(x) estimate, nats"),
+        tooltip=["line", "k", "cost", "nll", "nll_min", "nll_max", "repeats"])
+    chart = band + line
+    exact = s[s["method"] == "quadrature"]
+    if not exact.empty:
+        chart += alt.Chart(exact).mark_rule(strokeDash=[4, 4], color="gray").encode(
+            y="nll:Q", tooltip=[alt.Tooltip("nll:Q", title="exact -log p(x) (quadrature)")])
+    return chart.properties(height=260, title=title)
 
 
 def best(runs, what):
@@ -62,19 +88,39 @@ with tabs[0]:
                             for x in span])
         diag = alt.Chart(iso).mark_line(strokeDash=[3, 3], opacity=0.4).encode(x="rate", y="distortion",
                                                                                 color="name")
-        st.altair_chart((diag + pts).properties(height=320), width="stretch")
-        st.altair_chart(ui.terms_bars(w, v, ["distortion", "rate", "iw_gain"]), width="stretch")
+        ui.chart((diag + pts).properties(height=320), width="stretch")
+        ui.chart(ui.terms_bars(w, v, ["distortion", "rate", "iw_gain"]), width="stretch")
 
 with tabs[1]:
     st.markdown(r"$\log p(x) \ge \mathcal{L}_k = \mathbb{E}\log\frac{1}{k}\sum_i \frac{p(x,z_i)}{q(z_i|x)}$, "
                 r"rising with k towards log p(x) (Burda et al. 2016). Mean $-\mathcal{L}_k$ over test "
-                "images; dashed: the true NLL where known (bars).")
+                "images; dashed (bars): the data's own true NLL, a floor for every model, not a model's "
+                "value.")
     got, bad = reports(fin, "is_vs_k", "-L_k against k")
     if not got and not bad:
         ui.no_runs("with an importance-sampling estimate (VAE, IWAE, flow)")
     elif got:
         df = pd.concat([d.assign(run=n) for n, d in got.items()])
-        st.altair_chart(ui.lines(df, "k", "nll", "run", log_x=True, rule=truth), width="stretch")
+        ui.chart(ui.lines(df, "k", "nll", "run", log_x=True, rule=truth), width="stretch")
+    st.markdown(r"**Prior sampling vs importance sampling vs AIS**, against the decoder evaluations each "
+                r"costs per example: $\log\frac{1}{k}\sum_i p(x|z_i)$, $z_i\sim p(z)$ (naive Monte Carlo, "
+                r"Isachenko), the same with $z_i\sim q(z|x)$ and weights $p(x,z_i)/q(z_i|x)$, and AIS "
+                "(Wu et al. 2017). Bands: the range over repeats; dashed: the model's exact -log p(x) by "
+                "quadrature (latents of 1 or 2 dimensions).")
+    got, bad = reports(fin, "estimators", "log p(x) estimates against their cost")
+    if not got and not bad:
+        ui.no_runs("with a decoder p(x|z) (VAE, IWAE, GAN)")
+    if len(got) > ESTIMATOR_RUNS:
+        st.caption(f"The best {ESTIMATOR_RUNS} of these runs are drawn.")
+    cols = st.columns(2)
+    for i, (n, df) in enumerate(list(got.items())[:ESTIMATOR_RUNS]):
+        with cols[i % 2]:
+            if ESTIMATOR_COLUMNS <= set(df.columns):
+                ui.chart(estimators_chart(df, n), width="stretch")
+            else:
+                missing = sorted(ESTIMATOR_COLUMNS - set(df.columns))
+                ui.placeholder(f"estimators of {n}", f"its report_estimators lacks the columns {missing} "
+                               "(written by another version of the code?)")
 
 with tabs[2]:
     st.markdown(r"$-\log p(x)$ = **prior** $-\log\mathcal{N}(f(y))$ + **logdet** "
@@ -85,7 +131,7 @@ with tabs[2]:
     if chart is None:
         ui.no_runs("Flow")
     else:
-        st.altair_chart(chart, width="stretch")
+        ui.chart(chart, width="stretch")
 
 with tabs[3]:
     st.markdown(r"$-\log p(x) = \sum_t -\log p(x_t \mid x_{<t})$: each pixel's share of the exact NLL, "
@@ -94,7 +140,7 @@ with tabs[3]:
     if not got and not bad:
         ui.no_runs("PixelCNN")
     for n, df in got.items():
-        st.altair_chart(ui.heatmap(df, f"{n}: {df['nats'].sum():.3f} nats in all"), width="content")
+        ui.chart(ui.heatmap(df, f"{n}: {df['nats'].sum():.3f} nats in all"), width="content")
 
 with tabs[4]:
     st.markdown(r"$-\log p(x) \le$ **prior** + **diffusion** + **reconstruction** (the VLB); the diffusion "
@@ -105,10 +151,10 @@ with tabs[4]:
         ui.no_runs("Diffusion")
     elif got:
         df = pd.concat([g.assign(run=n) for n, g in got.items()])
-        st.altair_chart(ui.lines(df, "t", "nats", "run"), width="stretch")
+        ui.chart(ui.lines(df, "t", "nats", "run"), width="stretch")
     chart = ui.terms_bars(w, best(d, "Diffusion runs"), ["prior", "diffusion", "reconstruction"])
     if chart is not None:
-        st.altair_chart(chart, width="stretch")
+        ui.chart(chart, width="stretch")
 
 with tabs[5]:
     st.markdown(r"**D(real)** and **D(fake)** over training: the optimal discriminator $D^* = p/(p + p_G)$ "
@@ -122,4 +168,4 @@ with tabs[5]:
         st.info("These GAN runs recorded no d_real / d_fake.")
     else:
         h = h.merge(g[["run_id", "name"]].rename(columns={"name": "run"}), on="run_id")
-        st.altair_chart(ui.lines(h, "epoch", "value", "run", dash="name", rule=0.5), width="stretch")
+        ui.chart(ui.lines(h, "epoch", "value", "run", dash="name", rule=0.5), width="stretch")

@@ -1,8 +1,12 @@
-"""Teach: the VAE's ELBO (by Jensen, and as log p - KL), reparameterisation, and the IWAE bound."""
+"""Teach: the VAE's ELBO (by Jensen, and as log p - KL), reparameterisation, the IWAE bound, and the
+estimators of log p(x) against their cost (the runner's `estimators` report, zoo.demos.estimators)."""
+import altair as alt
 import pandas as pd
 import streamlit as st
 
 from dashboard import ui
+from zoo.demos.estimators import KIND_OF, summarise  # TensorFlow-free (the estimators import it lazily)
+from zoo.vocabulary import KINDS
 
 url, r, live, m = ui.teach_page("VAE and IWAE", "Kingma & Welling 2014; Burda et al. 2016. The numbers "
                                 "below are the chosen run's test means in nats.", "VAE")
@@ -41,8 +45,59 @@ if live:
     is_k = ui.live_report(url, live[0], "is_vs_k", "-L_k against k")
     if is_k is not None:
         truth = m.get("data_nll") if pd.notna(m.get("data_nll")) else None
-        st.altair_chart(ui.lines(is_k.assign(run=live[0]["name"]), "k", "nll", "run", log_x=True, rule=truth),
+        ui.chart(ui.lines(is_k.assign(run=live[0]["name"]), "k", "nll", "run", log_x=True, rule=truth),
                         width="stretch")
-        st.caption("-L_k against k for this run: it falls towards -log p(x) (dashed: the true NLL, bars "
-                   "only).")
+        st.caption("-L_k against k for this run: it falls towards -log p(x). Dashed (bars only): the data's "
+                   "own true NLL, a floor for every model's -log p(x), not this model's value.")
+
+
+def estimators_chart(table: pd.DataFrame) -> alt.LayerChart:
+    """The `estimators` report: the mean -log p(x) estimate against its cost per method (log x), a band
+    over the repeats' range, and a dashed rule at the quadrature value where the report has one."""
+    s = summarise(table)
+    x = alt.X("cost:Q", scale=alt.Scale(type="log"), title="decoder evaluations per example (log)")
+    est = s[s["method"] != "quadrature"]
+    lines = est.drop_duplicates("line")  # one colour per method on every chart: its kind's (vocabulary)
+    colours = alt.Scale(domain=list(lines["line"]), range=[KINDS[KIND_OF[m]].colour for m in lines["method"]])
+    colour = alt.Color("line:N", scale=colours, title="estimator", legend=alt.Legend(symbolOpacity=1))
+    base = alt.Chart(est).encode(x=x, color=colour)
+    band = base.mark_area(opacity=0.2).encode(y="nll_min:Q", y2="nll_max:Q")
+    line = base.mark_line(point=True).encode(
+        y=alt.Y("nll:Q", scale=alt.Scale(zero=False), title="-log p(x) estimate, nats (mean over images)"),
+        tooltip=["line", "k", "cost", "nll", "nll_min", "nll_max", "repeats"])
+    chart = band + line
+    exact = s[s["method"] == "quadrature"]
+    if not exact.empty:
+        chart += alt.Chart(exact).mark_rule(strokeDash=[4, 4], color="gray").encode(
+            y="nll:Q", tooltip=[alt.Tooltip("nll:Q", title="exact -log p(x) (quadrature)")])
+    return chart.properties(height=300)
+
+
+st.subheader("6. Estimators of log p(x) against their cost")
+st.latex(r"\underbrace{\log \frac{1}{k}\sum_{i=1}^{k} p(x|z_i),\ z_i\sim p(z)}_{\text{naive Monte Carlo}}"
+         r"\qquad \underbrace{\log \frac{1}{k}\sum_{i=1}^{k} \frac{p(x, z_i)}{q(z_i|x)},\ z_i\sim q(z|x)}"
+         r"_{\text{importance sampling}}\qquad \underbrace{\log \frac{1}{C}\sum_{c=1}^{C} \prod_{t=1}^{T}"
+         r" p(x|z_{c,t-1})^{\beta_t - \beta_{t-1}}}_{\text{AIS}}")
+st.caption("Each is the log of an unbiased estimate of p(x) = E_p(z)[p(x|z)] (Isachenko, lecture 5), so a "
+           "stochastic lower bound on log p(x). Drawing z from the prior wastes the draws where p(x|z) is "
+           "negligible; q(z|x) aims them at the posterior (Burda et al.); AIS anneals from p(z) to p(z|x).")
+ui.metric_row(m, [("prior MC NLL", "prior_mc_nll", "-log (1/k) sum_i p(x|z_i), z_i ~ p(z), with k = "
+                   "prior_mc_k draws, on the runner's report images"),
+                  ("prior MC k", "prior_mc_k", "draws of the prior MC estimate"),
+                  (f"IS-NLL, k = {m['is_k']:.0f}" if pd.notna(m.get("is_k")) else "IS-NLL", "is_nll",
+                   "-L_k with q(z|x), on the test images: the same kind of estimate, its draws from q")])
+if live:
+    est = ui.live_report(url, live[0], "estimators", "log p(x) estimates against their cost")
+    if est is not None and not {"method", "k", "steps", "cost", "nll"} <= set(est.columns):
+        ui.placeholder("log p(x) estimates against their cost", "the run's report_estimators lacks its "
+                       "columns (written by another version of the code?)")
+    elif est is not None:
+        ui.chart(estimators_chart(est), width="stretch")
+        exact = ("Dashed: this model's exact -log p(x) on the same images, by quadrature over its latent."
+                 if "quadrature" in set(est["method"]) else "No exact value: the latent has more than 2 "
+                 "dimensions.")
+        st.caption("Mean -log p(x) estimate over the runner's first report images against the decoder "
+                   "evaluations each costs per example (prior MC and IS: k; AIS: chains x ((steps - 1)"
+                   "(leapfrog + 2) + 1), each HMC step one decoder pass with its gradient); bands: the range "
+                   f"over repeats. {exact}")
     ui.pictures(url, live[0])
