@@ -13,7 +13,7 @@ import streamlit as st
 
 from dashboard import artifacts, data
 from zoo.images import grid
-from zoo.vocabulary import SAMPLE_METRICS
+from zoo.vocabulary import KINDS, SAMPLE_METRICS
 
 PICK_MAX = 500  # a run picker lists at most this many runs (the latest, or the best by test nats)
 PICKED_MAX = 20  # and lets at most this many be picked at once (each is a column or a curve)
@@ -336,3 +336,29 @@ def pictures(url: str, run: pd.Series) -> None:
         real_row(run)
     with c2:
         image(artifacts.read_image(run_artifacts(url, run), run), f"samples of {run['name']}")
+
+
+def estimators_chart(table: pd.DataFrame, title: str | None = None, height: int = 280) -> alt.LayerChart:
+    """A run's `estimators` report (zoo.demos.estimators): the mean -log p(x) estimate against its cost
+    per method (log x), a band over the repeats' range, and a dashed rule at the quadrature value (the
+    model's exact -log p(x)) where the report has one. Colours: each method's likelihood kind."""
+    from zoo.demos.estimators import KIND_OF, summarise  # TensorFlow-free: its maths import TF lazily
+
+    s = summarise(table)
+    x = alt.X("cost:Q", scale=alt.Scale(type="log"), title="decoder evaluations per example (log)")
+    est = s[s["method"] != "quadrature"]
+    lines = est.drop_duplicates("line")  # one colour per method on every chart: its kind's (vocabulary)
+    colours = alt.Scale(domain=list(lines["line"]), range=[KINDS[KIND_OF[m]].colour for m in lines["method"]])
+    colour = alt.Color("line:N", scale=colours, title="estimator", legend=alt.Legend(symbolOpacity=1))
+    base = alt.Chart(est).encode(x=x, color=colour)
+    band = base.mark_area(opacity=0.2).encode(y="nll_min:Q", y2="nll_max:Q")
+    line = base.mark_line(point=True).encode(
+        y=alt.Y("nll:Q", scale=alt.Scale(zero=False), title="-log p(x) estimate, nats (mean over images)"),
+        tooltip=["line", "k", "cost", "nll", "nll_min", "nll_max", "repeats"])
+    chart = band + line
+    exact = s[s["method"] == "quadrature"]
+    if not exact.empty:
+        chart += alt.Chart(exact).mark_rule(strokeDash=[4, 4], color="gray").encode(
+            y="nll:Q", tooltip=[alt.Tooltip("nll:Q", title="exact -log p(x) (quadrature)")])
+    chart = chart.properties(height=int(height * 1.6) if presenting() else height)
+    return chart.properties(title=title) if title else chart

@@ -5,8 +5,6 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import artifacts, data, ui
-from zoo.demos.estimators import KIND_OF, summarise  # TensorFlow-free (the estimators import it lazily)
-from zoo.vocabulary import KINDS
 
 SHOWN = 10  # runs per tab: one point, bar, line or heat map each
 ESTIMATOR_RUNS = 4  # runs whose estimators report the "IS vs k" tab draws (one chart each)
@@ -22,28 +20,6 @@ fin = ui.finished(r)
 truth = float(w.loc[w["run_id"].isin(fin["run_id"]), "data_nll"].mean()) if "data_nll" in w else None
 truth = truth if truth == truth else None  # NaN -> None
 tabs = st.tabs(["VAE", "IS vs k", "Flow", "PixelCNN", "Diffusion", "GAN"])
-
-
-def estimators_chart(table: pd.DataFrame, title: str) -> alt.LayerChart:
-    """A run's `estimators` report: the mean -log p(x) estimate against its cost per method (log x), a
-    band over the repeats' range, a dashed rule at the quadrature value where the report has one."""
-    s = summarise(table)
-    x = alt.X("cost:Q", scale=alt.Scale(type="log"), title="decoder evaluations per example (log)")
-    est = s[s["method"] != "quadrature"]
-    lines = est.drop_duplicates("line")  # one colour per method on every chart: its kind's (vocabulary)
-    colours = alt.Scale(domain=list(lines["line"]), range=[KINDS[KIND_OF[m]].colour for m in lines["method"]])
-    colour = alt.Color("line:N", scale=colours, title="estimator", legend=alt.Legend(symbolOpacity=1))
-    base = alt.Chart(est).encode(x=x, color=colour)
-    band = base.mark_area(opacity=0.2).encode(y="nll_min:Q", y2="nll_max:Q")
-    line = base.mark_line(point=True).encode(
-        y=alt.Y("nll:Q", scale=alt.Scale(zero=False), title="-log p(x) estimate, nats"),
-        tooltip=["line", "k", "cost", "nll", "nll_min", "nll_max", "repeats"])
-    chart = band + line
-    exact = s[s["method"] == "quadrature"]
-    if not exact.empty:
-        chart += alt.Chart(exact).mark_rule(strokeDash=[4, 4], color="gray").encode(
-            y="nll:Q", tooltip=[alt.Tooltip("nll:Q", title="exact -log p(x) (quadrature)")])
-    return chart.properties(height=260, title=title)
 
 
 def best(runs, what):
@@ -116,7 +92,7 @@ with tabs[1]:
     for i, (n, df) in enumerate(list(got.items())[:ESTIMATOR_RUNS]):
         with cols[i % 2]:
             if ESTIMATOR_COLUMNS <= set(df.columns):
-                ui.chart(estimators_chart(df, n), width="stretch")
+                ui.chart(ui.estimators_chart(df, n), width="stretch")
             else:
                 missing = sorted(ESTIMATOR_COLUMNS - set(df.columns))
                 ui.placeholder(f"estimators of {n}", f"its report_estimators lacks the columns {missing} "

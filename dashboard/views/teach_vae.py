@@ -1,12 +1,9 @@
 """Teach: the VAE's ELBO (by Jensen, and as log p - KL), reparameterisation, the IWAE bound, and the
 estimators of log p(x) against their cost (the runner's `estimators` report, zoo.demos.estimators)."""
-import altair as alt
 import pandas as pd
 import streamlit as st
 
 from dashboard import ui
-from zoo.demos.estimators import KIND_OF, summarise  # TensorFlow-free (the estimators import it lazily)
-from zoo.vocabulary import KINDS
 
 url, r, live, m = ui.teach_page("VAE and IWAE", "Kingma & Welling 2014; Burda et al. 2016. The numbers "
                                 "below are the chosen run's test means in nats.", "VAE")
@@ -51,28 +48,6 @@ if live:
                    "own true NLL, a floor for every model's -log p(x), not this model's value.")
 
 
-def estimators_chart(table: pd.DataFrame) -> alt.LayerChart:
-    """The `estimators` report: the mean -log p(x) estimate against its cost per method (log x), a band
-    over the repeats' range, and a dashed rule at the quadrature value where the report has one."""
-    s = summarise(table)
-    x = alt.X("cost:Q", scale=alt.Scale(type="log"), title="decoder evaluations per example (log)")
-    est = s[s["method"] != "quadrature"]
-    lines = est.drop_duplicates("line")  # one colour per method on every chart: its kind's (vocabulary)
-    colours = alt.Scale(domain=list(lines["line"]), range=[KINDS[KIND_OF[m]].colour for m in lines["method"]])
-    colour = alt.Color("line:N", scale=colours, title="estimator", legend=alt.Legend(symbolOpacity=1))
-    base = alt.Chart(est).encode(x=x, color=colour)
-    band = base.mark_area(opacity=0.2).encode(y="nll_min:Q", y2="nll_max:Q")
-    line = base.mark_line(point=True).encode(
-        y=alt.Y("nll:Q", scale=alt.Scale(zero=False), title="-log p(x) estimate, nats (mean over images)"),
-        tooltip=["line", "k", "cost", "nll", "nll_min", "nll_max", "repeats"])
-    chart = band + line
-    exact = s[s["method"] == "quadrature"]
-    if not exact.empty:
-        chart += alt.Chart(exact).mark_rule(strokeDash=[4, 4], color="gray").encode(
-            y="nll:Q", tooltip=[alt.Tooltip("nll:Q", title="exact -log p(x) (quadrature)")])
-    return chart.properties(height=300)
-
-
 st.subheader("6. Estimators of log p(x) against their cost")
 st.latex(r"\underbrace{\log \frac{1}{k}\sum_{i=1}^{k} p(x|z_i),\ z_i\sim p(z)}_{\text{naive Monte Carlo}}"
          r"\qquad \underbrace{\log \frac{1}{k}\sum_{i=1}^{k} \frac{p(x, z_i)}{q(z_i|x)},\ z_i\sim q(z|x)}"
@@ -92,7 +67,7 @@ if live:
         ui.placeholder("log p(x) estimates against their cost", "the run's report_estimators lacks its "
                        "columns (written by another version of the code?)")
     elif est is not None:
-        ui.chart(estimators_chart(est), width="stretch")
+        ui.chart(ui.estimators_chart(est), width="stretch")
         exact = ("Dashed: this model's exact -log p(x) on the same images, by quadrature over its latent."
                  if "quadrature" in set(est["method"]) else "No exact value: the latent has more than 2 "
                  "dimensions.")
