@@ -329,6 +329,23 @@ def live_model(url: str, run: pd.Series, needs: tuple = ()):
     return read.value
 
 
+def live_section(url: str, run: pd.Series, what: str, key: str, needs: tuple, draw) -> None:
+    """Behind `live_toggle(what, key)`: the run's model (`live_model`) and its first 16 test images, then
+    `draw(run, model, images, levels)`; a placeholder for what is missing, and for a model that cannot
+    draw (another version of the code, another dataset): shown, never raised."""
+    if not live_toggle(what, key):
+        return
+    model = live_model(url, run, needs)
+    got = data.real_images(run["data_options"], "test", 16)
+    if got is None:
+        placeholder(run["name"], f"the {run['dataset']} test images are not on this machine")
+    elif model is not None:
+        try:
+            draw(run, model, *got)
+        except Exception as err:  # noqa: BLE001 - a model that does not fit its run's data: shown, not raised
+            placeholder(run["name"], f"its model could not draw this ({artifacts.error_text(err)})")
+
+
 def pictures(url: str, run: pd.Series) -> None:
     """The run's saved samples beside real test images."""
     c1, c2 = st.columns(2)

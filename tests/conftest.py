@@ -42,6 +42,15 @@ def digits():
     return _read_only(data.load("digits"))
 
 
+@pytest.fixture(scope="module")
+def db(tmp_path_factory):
+    """The dashboard tests' store: a tiny real run of every family on bars (test_dashboard.TINY), built
+    once per session and shared by the page tests."""
+    from test_dashboard import build_store
+
+    return build_store(tmp_path_factory)
+
+
 def _postgres_bin() -> Path | None:
     """The folder of Debian's PostgreSQL server programs (initdb, pg_ctl), the newest version."""
     found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))

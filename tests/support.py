@@ -76,3 +76,24 @@ def autodiff_logdet(fn, x) -> np.ndarray:
         y = tf.reshape(fn(x), [x.shape[0], -1])
     jac = tape.batch_jacobian(y, x)  # [B, D, *x.shape[1:]]
     return tf.linalg.slogdet(tf.reshape(jac, [x.shape[0], y.shape[1], -1]))[1].numpy()
+
+
+def zero_decoder(model):
+    """`model` with its decoder's weights set to zero: every logit 0, so p(x|z) does not depend on z
+    (bars: 2^-16 for every image): p(x) = p(x|z), p(z|x) = p(z), and the ELBO's gradient is -grad KL."""
+    for w in model.decoder.weights:
+        w.assign(np.zeros(w.shape, np.float32))
+    return model
+
+
+def bars_vae(bars, latent_dim, epochs=8, width=64):
+    """A small VAE trained on the bars (seconds on 2 CPU cores), the same weights each call."""
+    import keras
+
+    import zoo
+
+    keras.utils.set_random_seed(0)
+    model = zoo.build_model("vae", bars, latent_dim=latent_dim, width=width, depth=2, learning_rate=3e-3,
+                            seed=0, jit_compile=False)
+    model.fit(bars.tf_dataset("train", 100, seed=0), epochs=epochs, verbose=0)
+    return model

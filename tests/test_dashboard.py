@@ -76,11 +76,6 @@ def build_store(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def db(tmp_path_factory):
-    return build_store(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
 def store(db):
     s = open_store(str(db))
     yield s

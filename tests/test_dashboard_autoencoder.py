@@ -8,14 +8,9 @@ import sys
 
 import pytest
 
-from tests.test_dashboard import APP, NO_TF, ROOT, app, build_store, chart_specs, texts
+from tests.test_dashboard import APP, NO_TF, ROOT, app, chart_specs, texts
 
 PAGE = "teach_autoencoder"
-
-
-@pytest.fixture(scope="module")
-def db(tmp_path_factory):
-    return build_store(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

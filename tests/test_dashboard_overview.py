@@ -3,14 +3,9 @@ view and the committed Streamlit config (AppTest on the fixture store of test_da
 import tomllib
 
 import pytest
-from test_dashboard import ROOT, app, build_store, texts
+from test_dashboard import ROOT, app, texts
 
 from zoo.vocabulary import FAMILIES, FAMILY_FACTS, family
-
-
-@pytest.fixture(scope="module")
-def db(tmp_path_factory):
-    return build_store(tmp_path_factory)
 
 
 def test_overview_puts_the_six_families_side_by_side(db, monkeypatch):

@@ -11,16 +11,11 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from test_dashboard import APP, NO_TF, ROOT, app, build_store, chart_specs, texts
+from test_dashboard import APP, NO_TF, ROOT, app, chart_specs, texts
 
 from zoo.results import open_store
 
 PAGE = "teach_posterior"
-
-
-@pytest.fixture(scope="module")
-def db(tmp_path_factory):
-    return build_store(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 import pytest
-from support import Fake
+from support import Fake, zero_decoder
 
 import zoo
 from zoo.demos import decoders
@@ -15,13 +15,6 @@ SMALL = dict(latent_dim=2, width=16, depth=1, seed=0, jit_compile=False)
 
 def _z(n=12, d=2, seed=0):
     return np.random.default_rng(seed).standard_normal((n, d)).astype(np.float32)
-
-
-def _zero_decoder(model):
-    """p(x|z) independent of z: every logit 0 (Bernoulli p = 1/2, a uniform categorical)."""
-    for w in model.decoder.get_layer("out").weights:
-        w.assign(np.zeros(w.shape, np.float32))
-    return model
 
 
 @pytest.mark.parametrize("kind, p", [("bernoulli", 1), ("categorical", 17), ("discretized_logistic", 2)])
@@ -36,11 +29,11 @@ def test_each_pixel_law_sums_to_one(kind, p):
 def test_a_decoder_that_ignores_z_has_the_moments_of_a_uniform_pixel(bars, digits):
     """Logits 0: binary pixels have mean 1/2, variance 1/4 and entropy log 2 each (16 log 2 nats an
     image); 17-level pixels are uniform: mean 8, variance (17^2 - 1) / 12 = 24, entropy log 17."""
-    got = decoders.decoder_moments(_zero_decoder(zoo.build_model("vae", bars, **SMALL)), _z())
+    got = decoders.decoder_moments(zero_decoder(zoo.build_model("vae", bars, **SMALL)), _z())
     np.testing.assert_allclose(got["mean"], 0.5, rtol=1e-6)
     np.testing.assert_allclose(got["var"], 0.25, rtol=1e-6)
     np.testing.assert_allclose(got["entropy"], 16 * math.log(2), rtol=1e-5)
-    got = decoders.decoder_moments(_zero_decoder(zoo.build_model("vae", digits, **SMALL)), _z())
+    got = decoders.decoder_moments(zero_decoder(zoo.build_model("vae", digits, **SMALL)), _z())
     np.testing.assert_allclose(got["mean"], 8.0, rtol=1e-5)
     np.testing.assert_allclose(got["var"], 24.0, rtol=1e-4)
     np.testing.assert_allclose(got["entropy"], 64 * math.log(17), rtol=1e-5)

@@ -9,7 +9,8 @@ import pytest
 import tensorflow as tf
 
 import zoo
-from tests.test_demo_posterior import LOG_HALF_16, bars_vae, flat_vae
+from tests.support import bars_vae
+from tests.test_demo_posterior import LOG_HALF_16, flat_vae
 from zoo.ais import ais_log_prob
 from zoo.demos import estimators as E
 from zoo.demos import posterior as P

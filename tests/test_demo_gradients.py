@@ -8,16 +8,10 @@ import numpy as np
 import pytest
 
 import zoo
+from tests.support import bars_vae, zero_decoder
 from zoo.demos import gradients as G
 
 REP, SF, BASE = G.ESTIMATORS
-
-
-def _zero_decoder(model):
-    """p(x|z) independent of z: the ELBO is log p(x|z) - KL(q || p(z)), its gradient -grad KL exactly."""
-    for w in model.decoder.weights:
-        w.assign(np.zeros(w.shape))
-    return model
 
 
 def _z(mean, reference, se2):
@@ -29,16 +23,12 @@ def _z(mean, reference, se2):
 @pytest.fixture(scope="module")
 def untrained(bars):
     keras.utils.set_random_seed(0)
-    return _zero_decoder(zoo.build_model("vae", bars, latent_dim=2, width=16, depth=1, seed=0))
+    return zero_decoder(zoo.build_model("vae", bars, latent_dim=2, width=16, depth=1, seed=0))
 
 
 @pytest.fixture(scope="module")
 def trained(bars):
-    keras.utils.set_random_seed(0)
-    model = zoo.build_model("vae", bars, latent_dim=1, width=32, depth=2, learning_rate=3e-3, seed=0)
-    model.compile_default()
-    model.fit(bars.tf_dataset("train", 100, seed=0), epochs=5, verbose=0)
-    return model
+    return bars_vae(bars, 1, epochs=5, width=32)
 
 
 def test_zero_decoder_every_estimator_is_unbiased_for_minus_grad_kl(untrained, bars):

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 from scipy.special import logsumexp
-from support import mean_bound
+from support import bars_vae, mean_bound, zero_decoder
 
 import zoo
 from zoo.demos import inference as I
@@ -20,19 +20,12 @@ COLUMNS = ["example", "log_px_is", "elbo_q_star", "elbo_q_phi", "approximation_g
 def zero(bars):
     """p(x|z) = 2^-16 for every z: p(x) = p(x|z), p(z|x) = p(z)."""
     keras.utils.set_random_seed(0)
-    model = zoo.build_model("vae", bars, latent_dim=2, width=16, depth=1, seed=0)
-    for w in model.decoder.weights:
-        w.assign(np.zeros(w.shape))
-    return model
+    return zero_decoder(zoo.build_model("vae", bars, latent_dim=2, width=16, depth=1, seed=0))
 
 
 @pytest.fixture(scope="module")
 def trained(bars):
-    keras.utils.set_random_seed(0)
-    model = zoo.build_model("vae", bars, latent_dim=1, width=32, depth=2, learning_rate=3e-3, seed=0)
-    model.compile_default()
-    model.fit(bars.tf_dataset("train", 100, seed=0), epochs=5, verbose=0)
-    return model
+    return bars_vae(bars, 1, epochs=5, width=32)
 
 
 def quadrature_log_px(model, x, n=20001, half_width=10.0):

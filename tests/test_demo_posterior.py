@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 import zoo
-from tests.support import Fake
+from tests.support import Fake, bars_vae, zero_decoder
 from zoo.data import all_binary_images
 from zoo.demos import posterior as P
 from zoo.distributions import gaussian
@@ -16,21 +16,12 @@ from zoo.distributions import gaussian
 LOG_HALF_16 = -16 * math.log(2.0)
 
 
-def bars_vae(bars, latent_dim, epochs=8):
-    """A small VAE trained on the bars (about 10 s on 2 CPU cores)."""
-    model = zoo.build_model("vae", bars, latent_dim=latent_dim, width=64, depth=2, learning_rate=3e-3, seed=0,
-                            jit_compile=False)
-    model.fit(bars.tf_dataset("train", 100, seed=0), epochs=epochs, verbose=0)
-    return model
-
-
 def flat_vae(latent_dim, q_is_prior=False):
     """A bars VAE whose decoder has zero weights: p(x|z) = 2^-16 for every x and z, so p(x) = 2^-16,
     p(z|x) = p(z). With `q_is_prior`, q(z|x) = N(0, I) too (encoder weights zero, the sigma bias at
     softplus^-1(1 - 1e-4)); otherwise the encoder keeps its random weights."""
-    model = zoo.build_model("vae", Fake((4, 4, 1), 2), latent_dim=latent_dim, width=16, depth=1, seed=0)
-    for w in model.decoder.weights:
-        w.assign(tf.zeros_like(w))
+    model = zero_decoder(zoo.build_model("vae", Fake((4, 4, 1), 2), latent_dim=latent_dim, width=16, depth=1,
+                                         seed=0))
     if q_is_prior:
         for w in model.encoder.weights:
             w.assign(tf.zeros_like(w))

@@ -2,7 +2,7 @@
 import numpy as np
 import streamlit as st
 
-from dashboard import artifacts, data, ui
+from dashboard import ui
 
 url, r, live, m = ui.teach_page("Diffusion", "Ho et al. 2020; Kingma et al. 2021 (VDM), in the log-SNR "
                                 "form gamma(t).", "Diffusion")
@@ -125,14 +125,5 @@ def motion(run, model, x, levels) -> None:
 
 if live:
     st.subheader("4. Diffusion in motion")
-    if ui.live_toggle("the forward process, a reverse chain and inpainting", key="diffusion_live"):
-        run = live[0]
-        model = ui.live_model(url, run, needs=("p_sample", "inpaint"))
-        got = data.real_images(run["data_options"], "test", 16)
-        if got is None:
-            ui.placeholder(run["name"], f"the {run['dataset']} test images are not on this machine")
-        elif model is not None:
-            try:
-                motion(run, model, *got)
-            except Exception as err:  # noqa: BLE001 - a model that does not fit its run's data: shown, not raised
-                ui.placeholder(run["name"], f"its model could not draw this ({artifacts.error_text(err)})")
+    ui.live_section(url, live[0], "the forward process, a reverse chain and inpainting", "diffusion_live",
+                    ("p_sample", "inpaint"), motion)

@@ -3,7 +3,7 @@ import altair as alt
 import numpy as np
 import streamlit as st
 
-from dashboard import artifacts, data, ui
+from dashboard import ui
 
 url, r, live, m = ui.teach_page("PixelCNN", "van den Oord et al. 2016 (gated PixelCNN). An exact "
                                 "likelihood: no bound, no latent.", "PixelCNN")
@@ -134,14 +134,5 @@ def writes(run, model, x, levels) -> None:
 
 if live:
     st.subheader("3. How the PixelCNN writes")
-    if ui.live_toggle("partial canvases, a receptive field and one class per row", key="pixelcnn_live"):
-        run = live[0]
-        model = ui.live_model(url, run, needs=("params", "pixel_nll"))
-        got = data.real_images(run["data_options"], "test", 16)
-        if got is None:
-            ui.placeholder(run["name"], f"the {run['dataset']} test images are not on this machine")
-        elif model is not None:
-            try:
-                writes(run, model, *got)
-            except Exception as err:  # noqa: BLE001 - a model that does not fit its run's data: shown, not raised
-                ui.placeholder(run["name"], f"its model could not draw this ({artifacts.error_text(err)})")
+    ui.live_section(url, live[0], "partial canvases, a receptive field and one class per row",
+                    "pixelcnn_live", ("params", "pixel_nll"), writes)
