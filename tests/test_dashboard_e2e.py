@@ -140,6 +140,8 @@ def test_samples_page_in_a_browser_shows_pictures(server, browser, tmp_path):
     page.get_by_role("heading", name="Samples").wait_for(timeout=120_000)
     images = page.locator('[data-testid="stImage"] img')
     images.nth(3).wait_for(timeout=120_000)  # real images + at least three runs' grids
+    page.wait_for_function("() => { const i = document.querySelector('[data-testid=\"stImage\"] img');"
+                           " return i && i.complete && i.naturalWidth > 0; }", timeout=120_000)  # decoded
     assert images.count() >= 4 and images.first.evaluate("img => img.naturalWidth") > 0
     assert page.locator('[data-testid="stException"]').count() == 0
     _shot(page, tmp_path, "dashboard_samples.png")
