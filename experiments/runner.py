@@ -329,8 +329,11 @@ def lecture_outputs(run: Finished):
     log p(x) against k, inference gaps, the sampling cost; metrics on the eval split, report tables."""
     from zoo.demos import runner_outputs
 
-    x = _fixed_subset(run.dataset.split(run.cfg.eval.split), REPORT_EXAMPLES)
-    rows, tables = runner_outputs(run.model, run.dataset, x, seed=run.seed, sample_options=run.spec.sample)
+    e = run.cfg.eval
+    split = run.dataset.split(e.split)
+    x = _fixed_subset(split, REPORT_EXAMPLES)
+    rows, tables = runner_outputs(run.model, run.dataset, x, seed=run.seed, sample_options=run.spec.sample,
+                                  metric_x=split[:e.is_examples or None], is_k=max(e.is_k, 1))
     run.store.log_metrics(run.run_id, run.cfg.eval.split, rows)
     _save_tables(run, tables)
 

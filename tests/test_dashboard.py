@@ -116,6 +116,12 @@ def test_the_fixture_store_has_what_the_pages_need(store):
     arts = set(store.artifacts()["name"])
     assert {"model", "samples_png", "report_is_vs_k", "report_pixel_nll", "report_timestep_loss",
             "report_estimators", "report_inference_gaps"} <= arts
+    m = store.metrics(split="test").pivot(index="run_id", columns="name", values="value")
+    ids = dict(zip(store.runs()["label"], store.runs()["run_id"]))
+    for label in ("vae", "iwae_k3", "ae_2d"):  # prior MC beside IS-NLL: the same test images, the same k
+        assert m.loc[ids[label], "prior_mc_k"] == m.loc[ids[label], "is_k"] == TINY["eval"]["is_k"]
+    assert m.loc[ids["gan_ais"], "prior_mc_nll"] > 0  # the GAN has a decoder p(x|z) too
+    assert np.isnan(m.loc[ids["pixelcnn"], "prior_mc_nll"])  # no latent: nothing recorded
 
 
 # --- leaderboard ------------------------------------------------------------------------------

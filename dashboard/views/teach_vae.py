@@ -57,7 +57,7 @@ st.caption("Each is the log of an unbiased estimate of p(x) = E_p(z)[p(x|z)] (Is
            "stochastic lower bound on log p(x). Drawing z from the prior wastes the draws where p(x|z) is "
            "negligible; q(z|x) aims them at the posterior (Burda et al.); AIS anneals from p(z) to p(z|x).")
 ui.metric_row(m, [("prior MC NLL", "prior_mc_nll", "-log (1/k) sum_i p(x|z_i), z_i ~ p(z), with k = "
-                   "prior_mc_k draws, on the runner's report images"),
+                   "prior_mc_k draws, on the images and with the k of IS-NLL"),
                   ("prior MC k", "prior_mc_k", "draws of the prior MC estimate"),
                   (f"IS-NLL, k = {m['is_k']:.0f}" if pd.notna(m.get("is_k")) else "IS-NLL", "is_nll",
                    "-L_k with q(z|x), on the test images: the same kind of estimate, its draws from q")])

@@ -18,16 +18,15 @@ so the dashboard draws the costly pictures without TensorFlow.
 from __future__ import annotations
 
 
-def runner_outputs(model, dataset, x, seed: int = 0, sample_options=None) -> tuple[list, dict]:
+def runner_outputs(model, dataset, x, seed: int = 0, sample_options=None, metric_x=None,
+                   is_k: int = 100) -> tuple[list, dict]:
     """(metric rows (name, value, kind), {report name: pandas DataFrame}) of `model` on the report
     images `x` (uint8 `[N, H, W, C]`): what each demonstration precomputes, plus the sampling cost
-    (network calls per sample with the run's `sample_options`)."""
+    (network calls per sample with the run's `sample_options`). `metric_x` and `is_k`: the images and k
+    of the run's is_nll, on which prior_mc_nll is measured too."""
     from zoo.demos import estimators, inference
 
     rows = [("sample_network_calls", float(model.sampling_cost(**(sample_options or {}))), None)]
-    tables = {}
-    for module in (estimators, inference):
-        more, reports = module.runner_outputs(model, dataset, x, seed)
-        rows += more
-        tables.update(reports)
-    return rows, tables
+    more, tables = estimators.runner_outputs(model, dataset, x, seed, metric_x=metric_x, k=is_k)
+    gaps, reports = inference.runner_outputs(model, dataset, x, seed)
+    return rows + more + gaps, {**tables, **reports}

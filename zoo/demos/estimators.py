@@ -25,7 +25,7 @@ AIS = ((4, 10), (4, 50), (4, 200))  # (chains, annealing steps) of AIS in a full
 LEAPFROG = 5  # HMC leapfrog steps per AIS transition of a VAE (the GAN uses its own `ais_leapfrog`)
 # What the runner records for every latent run (small: it runs in the README's main job too)
 RUNNER = dict(examples=8, ks=(1, 10, 100, 1000, 5000), repeats=3, ais=((4, 30),))
-PRIOR_MC_K = 100  # k of the runner's prior_mc_nll metric on all the report images (the main job's is_k)
+PRIOR_MC_K = 100  # default k of prior_mc_nll (the runner uses its eval.is_k, the k of is_nll)
 QUADRATURE_POINTS = {1: 1001, 2: 101}  # grid points per axis of the table's quadrature (refined per image)
 KIND_OF = {"prior MC": "mc", "IS with q": "iwae", "AIS": "ais", "quadrature": "exact"}  # zoo.vocabulary
 COST = {"prior MC": "k decoder passes",
@@ -174,15 +174,17 @@ def summarise(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def runner_outputs(model, dataset, x, seed: int = 0) -> tuple[list, dict]:
+def runner_outputs(model, dataset, x, seed: int = 0, metric_x=None, k: int = PRIOR_MC_K) -> tuple[list, dict]:
     """What the runner records for a model with a decoder (VAE, IWAE, GAN): the metric rows
-    ("prior_mc_nll", -mean prior MC estimate over x with PRIOR_MC_K samples, "mc") and
-    ("prior_mc_k", PRIOR_MC_K, None), and the report {"estimators": `estimator_table`} on the first
-    RUNNER["examples"] images with the RUNNER settings; ([], {}) for any other model."""
+    ("prior_mc_nll", -mean prior MC estimate with `k` samples, "mc") and ("prior_mc_k", k, None) on
+    `metric_x` (default x: the runner passes the images and k of its is_nll, so the two sit side by
+    side), and the report {"estimators": `estimator_table`} on the first RUNNER["examples"] images of x
+    with the RUNNER settings; ([], {}) for any other model."""
     if not getattr(model, "has_decoder", False):
         return [], {}
-    nll = float(-np.mean(prior_mc_log_prob(model, x, PRIOR_MC_K, seed=seed)))
+    xm = x if metric_x is None else metric_x
+    nll = float(-np.mean(prior_mc_log_prob(model, xm, int(k), seed=seed)))
     s = RUNNER
     table = estimator_table(model, x[:s["examples"]], ks=s["ks"], repeats=s["repeats"], seed=seed,
                             ais=s["ais"])
-    return [("prior_mc_nll", nll, "mc"), ("prior_mc_k", float(PRIOR_MC_K), None)], {"estimators": table}
+    return [("prior_mc_nll", nll, "mc"), ("prior_mc_k", float(k), None)], {"estimators": table}
