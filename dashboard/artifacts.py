@@ -33,8 +33,11 @@ REPORT_COLUMNS = {  # report name -> the numeric columns a page draws from it (z
     "is_vs_k": ("k", "nll"),
     "pixel_nll": ("row", "col", "channel", "nats"),
     "timestep_loss": ("t", "nats"),
+    "estimators": ("k", "cost", "repeat", "nll"),  # zoo.demos.estimators (and its text column method)
+    "inference_gaps": ("example", "log_px_is", "elbo_q_star", "elbo_q_phi", "approximation_gap",
+                       "amortisation_gap"),  # zoo.demos.inference
 }
-REPORT_WHOLE = {"k": 1, "row": 0, "col": 0, "channel": 0}  # whole-number columns and their least value
+REPORT_WHOLE = {"k": 1, "row": 0, "col": 0, "channel": 0, "cost": 1, "repeat": 0, "example": 0}  # and least
 
 
 @dataclasses.dataclass(frozen=True)

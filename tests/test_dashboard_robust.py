@@ -26,28 +26,33 @@ SECRET = "424242"  # in every file outside the runs' folders: must never reach a
 BARS = {"name": "bars", "n_train": 50, "n_valid": 10, "n_test": 64}
 FILES = {"report_is_vs_k": "is_vs_k.csv", "report_pixel_nll": "pixel_nll.csv",
          "report_timestep_loss": "timestep_loss.csv", "samples_png": "samples.png",
-         "samples_npy": "samples.npy", "model": "model.keras"}
+         "samples_npy": "samples.npy", "model": "model.keras", "report_estimators": "estimators.csv",
+         "report_inference_gaps": "inference_gaps.csv"}
 RUNS = [  # label (= model), likelihood, test metrics, artifacts
-    ("vae", "elbo", {"nll": 7.0, "rate": 1.0, "distortion": 6.0},
-     ["model", "samples_png", "samples_npy", "report_is_vs_k"]),
+    ("vae", "elbo", {"nll": 7.0, "rate": 1.0, "distortion": 6.0, "prior_mc_nll": 7.2, "prior_mc_k": 5,
+                     "approximation_gap": 0.3, "amortisation_gap": 0.7, "optimised_is_nll": 6.0,
+                     "optimised_elbo_nll": 6.3, "encoder_elbo_nll": 7.0},
+     ["model", "samples_png", "samples_npy", "report_is_vs_k", "report_estimators", "report_inference_gaps"]),
     ("pixelcnn", "exact", {"nll": 7.5}, ["samples_png", "report_pixel_nll"]),
     ("diffusion", "vlb", {"nll": 8.0}, ["samples_png", "report_timestep_loss"]),
     ("flow", "elbo", {"nll": 8.5}, ["samples_png"]),
     ("gan", "none", {}, ["samples_png"]),
 ]
 PAGES = {  # page -> the (run, artifact) pairs it reads; "samples_redraw": Samples with the seed redraw on
-    "teach_vae": [("vae", "report_is_vs_k"), ("vae", "samples_png")],
+    "teach_vae": [("vae", "report_is_vs_k"), ("vae", "report_estimators"), ("vae", "samples_png")],
+    "teach_inference": [("vae", "report_inference_gaps")],
     "teach_pixelcnn": [("pixelcnn", "report_pixel_nll"), ("pixelcnn", "samples_png")],
     "teach_diffusion": [("diffusion", "report_timestep_loss"), ("diffusion", "samples_png")],
     "teach_flow": [("flow", "samples_png")],
     "teach_gan": [("gan", "samples_png")],
-    "anatomy": [("vae", "report_is_vs_k"), ("pixelcnn", "report_pixel_nll"),
+    "anatomy": [("vae", "report_is_vs_k"), ("vae", "report_estimators"), ("pixelcnn", "report_pixel_nll"),
                 ("diffusion", "report_timestep_loss")],
     "samples": [(label, "samples_png") for label, *_ in RUNS],
     "samples_redraw": [("vae", "model")],
     "explore": [("vae", "model")],
 }
-REAL_IMAGES = {"teach_vae": 1, "teach_pixelcnn": 1, "teach_diffusion": 1, "teach_flow": 1, "teach_gan": 1,
+REAL_IMAGES = {"teach_inference": 0, "teach_vae": 1,
+               "teach_pixelcnn": 1, "teach_diffusion": 1, "teach_flow": 1, "teach_gan": 1,
                "anatomy": 0, "samples": 1, "samples_redraw": 1, "explore": 0}  # pictures not from artifacts
 REASON = {"missing": "missing: no such file", "empty": "empty", "truncated": "truncated", "garbage": "not a",
           "old": "another version of the code", "outside_absolute": "outside the run's folder",
@@ -61,7 +66,8 @@ def _csv(df) -> bytes:
 
 
 def _reports(value=None) -> dict:
-    """The three report CSVs with the columns zoo's `reports` write (every value `value` if given)."""
+    """The report CSVs with the columns zoo's `reports` and `zoo.demos` write (every value `value` if
+    given)."""
     rows, cols, chans = (a.ravel() for a in np.indices((4, 4, 1)))
     t = (np.arange(10) + 0.5) / 10
     nats = lambda n, v: [value] * n if value else v  # noqa: E731
@@ -70,7 +76,16 @@ def _reports(value=None) -> dict:
             "pixel_nll.csv": _csv(pd.DataFrame({"row": rows, "col": cols, "channel": chans,
                                                 "nats": nats(16, list(0.4 + 0.01 * rows))})),
             "timestep_loss.csv": _csv(pd.DataFrame({"t": t, "log_snr": 10 - 20 * t,
-                                                    "nats": nats(10, list(1 + t))}))}
+                                                    "nats": nats(10, list(1 + t))})),
+            "estimators.csv": _csv(pd.DataFrame({
+                "method": ["prior MC"] * 2 + ["IS with q"] * 2 + ["AIS", "quadrature"],
+                "k": [1, 10, 1, 10, 4, 101], "steps": [None] * 4 + [30, None],
+                "cost": [1, 10, 1, 10, 800, 101], "cost_counts": "decoder passes",
+                "repeat": 0, "nll": nats(6, [8.0, 7.5, 7.4, 7.2, 7.3, 7.1]), "seconds": 0.1})),
+            "inference_gaps.csv": _csv(pd.DataFrame({
+                "example": [0, 1], "log_px_is": [-6.0, -6.1], "elbo_q_star": [-6.3, -6.2],
+                "elbo_q_phi": [-7.0, -6.9], "approximation_gap": nats(2, [0.3, 0.1]),
+                "amortisation_gap": [0.7, 0.7], "kl_q_phi": [1.0, 1.1]}))}
 
 
 def _png(img, fmt="PNG") -> bytes:
@@ -114,7 +129,8 @@ def files(tmp_path_factory):
     good = {**_reports(), "samples.png": _png(grid(x, ds.levels)), "samples.npy": _npy(x),
             "model.keras": keras_zip}
     old = {"is_vs_k.csv": b"k,bound\n1,8.0\n5,7.6\n", "pixel_nll.csv": b"pixel,nll\n0,0.4\n1,0.5\n",
-           "timestep_loss.csv": b"step,loss\n1,0.3\n2,0.2\n",
+           "timestep_loss.csv": b"step,loss\n1,0.3\n2,0.2\n", "estimators.csv": b"k,estimate\n1,8.0\n",
+           "inference_gaps.csv": b"image,gap\n0,0.4\n",
            "samples.png": _png(grid(x, ds.levels).convert("RGB"), "JPEG"),
            "samples.npy": _npy(x[..., 0].astype(np.float64)), "model.keras": old_zip.getvalue()}
     secret = Image.new("RGB", (42, 42), (255, 0, 0))
@@ -387,8 +403,10 @@ def shown(at) -> list[str]:
     return texts + [d.value.to_csv() for d in at.dataframe] + charts
 
 
-CHARTS = {"teach_vae": 1, "teach_pixelcnn": 1, "teach_diffusion": 1, "anatomy": 5}  # with good reports
-IMAGES = {"teach_vae": 2, "teach_pixelcnn": 2, "teach_diffusion": 2, "teach_flow": 2, "teach_gan": 2,
+CHARTS = {"teach_inference": 2, "teach_vae": 1, "teach_pixelcnn": 1, "teach_diffusion": 1,
+          "anatomy": 5}  # with good reports
+IMAGES = {"teach_inference": 0, "teach_vae": 2,
+          "teach_pixelcnn": 2, "teach_diffusion": 2, "teach_flow": 2, "teach_gan": 2,
           "anatomy": 0, "samples": 1 + len(RUNS), "samples_redraw": 2, "explore": 3}  # with good files
 
 
@@ -418,7 +436,7 @@ def test_a_bad_artifact_shows_a_placeholder(apps, damage, page, monkeypatch):
     assert len(at.image) == REAL_IMAGES[page]  # no picture from a bad (or outside) file
     if page in CHARTS:
         specs = " ".join(c.proto.spec for c in at.get("vega_lite_chart"))
-        assert '"rect"' not in specs and not re.search(r'"field": ?"(k|t)"', specs)  # no report chart
+        assert '"rect"' not in specs and not re.search(r'"field": ?"(k|t|cost|approximation_gap)"', specs)
     assert not any(SECRET in t for t in text)  # an outside file's content never shows
 
 
