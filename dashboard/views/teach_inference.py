@@ -54,8 +54,8 @@ def gradient_panel(run, model, x) -> None:
         ui.placeholder(run["name"], f"its model does not take this run's test images ({why})")
         return
     shown = table[["estimator", "S", "total_variance", "variance_per_weight", "snr", "mean_norm"]]
-    ui.chart(alt.Chart(shown[shown["total_variance"] > 0]).mark_bar().encode(
-        y=alt.Y("estimator", title=None),
+    ui.chart(alt.Chart(shown[shown["total_variance"] > 0]).mark_point(filled=True, size=260).encode(
+        y=alt.Y("estimator", title=None), color=alt.Color("estimator", legend=None),
         x=alt.X("total_variance", scale=alt.Scale(type="log"),
                 title="variance of a one-draw gradient (trace over the encoder's weights)"),
         tooltip=list(shown.columns)).properties(height=alt.Step(36)), width="stretch")
