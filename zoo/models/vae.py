@@ -89,6 +89,7 @@ class VAE(GenerativeModel):
             self.decoder = nets.conv_decoder(d, self.data_shape, p, hp.channels, hidden, hp.activation,
                                              "decoder")
         self.prior = gaussian(tf.zeros([d]), tf.ones([d]))
+        self._ais_fns = {}  # (steps, chains, options) -> compiled AIS (log_prob_ais)
         self.built = True
 
     def xla_on_cpu(self) -> bool:
@@ -139,9 +140,12 @@ class VAE(GenerativeModel):
         `log_prob_is`, a stochastic lower bound on the same log P(x); the encoder is not used."""
         from zoo.ais import ais_log_prob
 
-        fn = tf.function(lambda xb, s: ais_log_prob(self.prior, self._log_px_z, xb, steps, chains, seed=s,
-                                                    **ais_kwargs), jit_compile=self.xla_for_loops)
-        return fn(self.check_input(x),
+        key = (int(steps), int(chains), tuple(sorted(ais_kwargs.items())))
+        if key not in self._ais_fns:  # one compiled AIS per setting (repeats with other seeds: no retrace)
+            self._ais_fns[key] = tf.function(lambda xb, s: ais_log_prob(
+                self.prior, self._log_px_z, xb, key[0], key[1], seed=s, **ais_kwargs),
+                reduce_retracing=True, jit_compile=self.xla_for_loops)
+        return self._ais_fns[key](self.check_input(x),
                   keras.random.randint([2], 0, 2 ** 30, seed=self._seed(seed), dtype="int32"))
 
     def _nll_terms(self, x, seed, training, labels=None):
