@@ -18,7 +18,8 @@ import streamlit as st  # noqa: E402
 
 from dashboard import data, ui  # noqa: E402
 
-st.set_page_config(page_title="Generative-model zoo", page_icon=":material/science:", layout="wide")
+st.set_page_config(page_title="Generative-model zoo", page_icon=":material/science:", layout="wide",
+                   initial_sidebar_state="collapsed" if st.query_params.get("present") == "1" else "auto")
 V = Path(__file__).parent / "views"
 
 
@@ -44,6 +45,7 @@ nav = st.navigation({
 
 url = data.db_url()
 st.session_state[ui.LINKED_RUN] = None  # the page sets it when it picks a run
+st.session_state[ui.LIVE_ON] = False  # and this when one of its live toggles is on
 counts = data.counts(url)  # runs per (dataset, experiment, status): a GROUP BY, no run is read
 with st.sidebar:
     datasets = sorted(set(counts["dataset"]))

@@ -111,6 +111,7 @@ def pick_run(r: pd.DataFrame, label: str, key: str, by: pd.DataFrame | None = No
 
 # --- links and the presentation view ------------------------------------------------------------
 LINKED_RUN = "_linked_run"  # the run the page picked this script run (app.py resets it)
+LIVE_ON = "_live_on"  # whether a live toggle of the page is on this script run (app.py resets it)
 LINK_KEYS = ("dataset", "experiment")  # sidebar choices a link carries (with the run, `present`)
 PRESENT_CSS = """<style>
 html { font-size: 22px; }
@@ -155,6 +156,8 @@ def link_caption(url_path: str) -> None:
         params["run"] = str(st.session_state[LINKED_RUN])
     if presenting():
         params["present"] = "1"
+    if st.session_state.get(LIVE_ON):
+        params["live"] = "1"
     if dict(st.query_params) != params:
         st.query_params.from_dict(params)
     query = "&".join(f"{k}={v}" for k, v in params.items())
@@ -263,22 +266,28 @@ def heatmap(df: pd.DataFrame, title: str) -> alt.Chart:
 
 
 # --- teaching pages ---------------------------------------------------------------------------
-def teach_page(title: str, caption: str, fam: str):
+def teach_page(title: str, caption: str, fam: str, first=None):
     """A teaching page's header: (store url, its runs, the picked live run or None, that run's test
-    metrics — empty when there is no run, so every tile shows n/a)."""
+    metrics — empty when there is no run, so every tile shows n/a). `first(runs)`: a mask of the runs
+    to list first (the ones the page can draw)."""
     url, r = start(title, caption, stop=False)
-    live = live_run(url, r, fam)
+    live = live_run(url, r, fam, None if first is None or r.empty else first(r))
     return url, r, live, (live[1] if live else pd.Series(dtype=float))
 
 
-def live_run(url: str, r: pd.DataFrame, fam: str):
-    """Pick one finished run of `fam` (best first) -> (run, its test metrics), or None after a note."""
+def live_run(url: str, r: pd.DataFrame, fam: str, first=None):
+    """Pick one finished run of `fam` (best first; with `first`, a mask of `r`, those runs before the
+    others) -> (run, its test metrics), or None after a note."""
     runs = finished(r, fam)
     if runs.empty:
         no_runs(fam)
         return None
     nll = data.wide(url, *scope(url), ("nll",))  # the runs' test nats only, for the order
-    run = pick_run(runs, "Live numbers from run", key=f"teach_{fam}", by=nll)
+    ranked = by_nll(runs, nll)
+    if first is not None:  # e.g. the runs a page can draw (a 1-D or 2-D latent) first, best first
+        ranked = pd.concat([ranked[first.reindex(ranked.index, fill_value=False)],
+                            ranked[~first.reindex(ranked.index, fill_value=False)]])
+    run = pick_run(ranked, "Live numbers from run", key=f"teach_{fam}")
     return run, data.run_metrics(url, int(run["run_id"]))
 
 
@@ -312,7 +321,9 @@ def live_toggle(what: str, key: str) -> bool:
     """A toggle (off by default; on when the page's link says `live=1`) that computes a live picture
     from the run's saved model: TensorFlow is imported only once it is on."""
     default = st.query_params.get("live") == "1"
-    return st.toggle(f"Live: {what} (loads the model: TensorFlow)", value=default, key=key)
+    on = st.toggle(f"Live: {what} (loads the model: TensorFlow)", value=default, key=key)
+    st.session_state[LIVE_ON] = st.session_state.get(LIVE_ON) or on  # the page's link carries live=1
+    return on
 
 
 def live_model(url: str, run: pd.Series, needs: tuple = ()):
@@ -367,10 +378,17 @@ def estimators_chart(table: pd.DataFrame, title: str | None = None, height: int 
     lines = est.drop_duplicates("line")  # one colour per method on every chart: its kind's (vocabulary)
     colours = alt.Scale(domain=list(lines["line"]), range=[KINDS[KIND_OF[m]].colour for m in lines["method"]])
     colour = alt.Color("line:N", scale=colours, title="estimator", legend=alt.Legend(symbolOpacity=1))
+    # the y range: every estimate from k = 100 on (and IS, AIS, the exact value); prior MC's first few
+    # k, far above, run off the top (clipped) rather than flatten the rest into one line
+    near = est[(est["method"] != "prior MC") | (est["k"] >= 100)]
+    lo = float(min(near["nll_min"].min(), s["nll"].min())) if not near.empty else None
+    hi = float(near["nll_max"].max()) if not near.empty else None
+    pad = 0.1 * (hi - lo) + 1e-3 if lo is not None else 0
+    y_scale = alt.Scale(zero=False) if lo is None else alt.Scale(domain=[lo - pad, hi + pad], zero=False)
     base = alt.Chart(est).encode(x=x, color=colour)
-    band = base.mark_area(opacity=0.2).encode(y="nll_min:Q", y2="nll_max:Q")
-    line = base.mark_line(point=True).encode(
-        y=alt.Y("nll:Q", scale=alt.Scale(zero=False), title="-log p(x) estimate, nats (mean over images)"),
+    band = base.mark_area(opacity=0.2, clip=True).encode(y=alt.Y("nll_min:Q", scale=y_scale), y2="nll_max:Q")
+    line = base.mark_line(point=True, clip=True).encode(
+        y=alt.Y("nll:Q", scale=y_scale, title="-log p(x) estimate, nats (mean over images)"),
         tooltip=["line", "k", "cost", "nll", "nll_min", "nll_max", "repeats"])
     chart = band + line
     exact = s[s["method"] == "quadrature"]

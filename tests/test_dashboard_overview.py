@@ -82,3 +82,21 @@ def test_the_streamlit_config_shipped_with_the_app_hides_the_developer_chrome():
     config = tomllib.loads((ROOT / "dashboard" / ".streamlit" / "config.toml").read_text())
     assert config["client"]["toolbarMode"] == "minimal"  # no Deploy button, no developer menu
     assert config["browser"]["gatherUsageStats"] is False  # no network at run time
+
+
+def test_a_link_with_live_keeps_the_live_pictures_on(db, monkeypatch):
+    """?live=1 opens a page with its live toggle on, and the page's link keeps live=1 (a slide's link
+    copied from the sidebar reopens the live picture)."""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("ZOO_DB", str(db))
+    at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=180)
+    at.query_params["live"] = "1"
+    at.switch_page("views/teach_autoencoder.py").run()  # the link's page is the first one run
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.toggle(key="ae_live_map").value
+    assert at.query_params.get("live") == "1"
+    assert any("live=1" in t for t in texts(at, "caption"))
+    at.toggle(key="ae_live_map").set_value(False)
+    at.toggle(key="ae_live_draws").set_value(False).run()
+    assert "live" not in at.query_params  # every live picture off: the link drops it

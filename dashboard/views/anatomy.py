@@ -116,7 +116,8 @@ with tabs[3]:
     if not got and not bad:
         ui.no_runs("PixelCNN")
     for n, df in got.items():
-        ui.chart(ui.heatmap(df, f"{n}: {df['nats'].sum():.3f} nats in all"), width="content")
+        title = f"{n}: {df['nats'].sum():.3f} nats in all (the report images)"
+        ui.chart(ui.heatmap(df, title), width="content")
 
 with tabs[4]:
     st.markdown(r"$-\log p(x) \le$ **prior** + **diffusion** + **reconstruction** (the VLB); the diffusion "

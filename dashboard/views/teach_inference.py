@@ -32,10 +32,9 @@ def gradient_table(store: str, run_id: int, _model, _x, index: int, samples: int
 st.subheader("1. Why reparameterise")
 st.markdown("The ELBO's gradient with respect to the encoder's weights φ, from S draws z_s ~ q_φ(z|x), "
             "by two unbiased estimators (and the score function with a leave-one-out baseline):")
-c1, c2 = st.columns(2)
-c1.latex(r"\text{score function: }\; \hat g = \frac{1}{S}\sum_{s=1}^{S} \nabla_\phi \log q_\phi(z_s|x)"
+st.latex(r"\text{score function: }\; \hat g = \frac{1}{S}\sum_{s=1}^{S} \nabla_\phi \log q_\phi(z_s|x)"
          r"\,\big(f(z_s) - b_s\big),\quad b_s = 0 \;\text{or}\; \frac{1}{S-1}\sum_{j\ne s} f(z_j)")
-c2.latex(r"\text{reparameterised: }\; \hat g = \frac{1}{S}\sum_{s=1}^{S} \nabla_\phi\, f\big("
+st.latex(r"\text{reparameterised: }\; \hat g = \frac{1}{S}\sum_{s=1}^{S} \nabla_\phi\, f\big("
          r"\mu_\phi(x) + \sigma_\phi(x)\odot\varepsilon_s\big),\quad \varepsilon_s\sim\mathcal{N}(0, I)")
 st.caption("f = log p(x, z) - log q(z|x) (the whole ELBO sampled) or f = log p(x|z) with the KL exact. "
            "Both are unbiased; the score function only sees f's value, the reparameterised one its slope.")
@@ -63,7 +62,9 @@ def gradient_panel(run, model, x) -> None:
     ratio = table["total_variance"].iloc[1] / table["total_variance"].iloc[0]
     st.caption(f"On test image {index} of {ui.plain(run['name'])} the score function's variance is "
                f"{ratio:.3g} times the reparameterised one's, over {table['weights'].iloc[0]:,} encoder "
-               f"weights. snr = |E g| / sqrt(variance) of one draw, over all the weights.")
+               f"weights. snr = |E g| / sqrt(variance) of one draw, over all the weights, with |E g|^2 "
+               f"less the mean's own noise (variance / S), floored at 0: 0 means S draws cannot tell the "
+               f"gradient from noise.")
 
 
 if live and ui.live_toggle("the three estimators' variance", key="gaps_live"):
@@ -112,5 +113,6 @@ else:
         ui.chart(alt.Chart(pd.concat(per)).mark_circle(size=50, opacity=0.7).encode(
             x=alt.X("approximation_gap", title="approximation gap (nats)"),
             y=alt.Y("amortisation_gap", title="amortisation gap (nats)"), color="run",
-            tooltip=["run", *per[0].columns[:-1]]).properties(title="per test image", height=320),
+            tooltip=["run", *per[0].columns[:-1]]).properties(title="per test image (a gap below 0: the "
+                                                                "estimators' noise)", height=320),
             width="stretch")

@@ -25,7 +25,8 @@ ui.metric_row(m, [("-log p(x), exact", "nll", "the sum of the heat map below"),
 if live:
     heat = ui.live_report(url, live[0], "pixel_nll", "per-pixel NLL")
     if heat is not None:
-        title = f"-log p(x_t | x_<t) per pixel: {heat['nats'].sum():.3f} nats in all"
+        title = (f"-log p(x_t | x_<t) per pixel: {heat['nats'].sum():.3f} nats in all on the runner's 200 "
+                 "report images (the tile: all test images)")
         ui.chart(ui.heatmap(heat, title), width="content")
         st.caption("Each square is one term of the sum above, averaged over test images: the nats are spent "
                    "where the past says least about the pixel.")

@@ -15,7 +15,8 @@ CAPTION = ("Paquet, \"Inference\", \"Evidence\", \"Strategy\"; Isachenko, lectur
            "variational decomposition). Exact numbers for a latent of 1 or 2 dimensions, by quadrature.")
 IMAGES = 16  # the test images the user picks from
 HEAT = 51  # cells per axis of a 2-D heat map (the numbers use the full grid)
-url, r, live, m = ui.teach_page("Posterior and evidence", CAPTION, "VAE")
+url, r, live, m = ui.teach_page("Posterior and evidence", CAPTION, "VAE",
+                                first=lambda runs: runs["latent_dim"].isin([1, 2]))  # drawable first
 
 
 @st.cache_data(show_spinner="Integrating p(x|z) p(z) over a grid of z ...", max_entries=32)

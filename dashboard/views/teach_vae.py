@@ -24,7 +24,7 @@ if live and pd.notna(m.get("is_nll")) and pd.notna(m.get("nll")):
     gap = m["nll"] - m["is_nll"]
     st.caption(f"So KL(q(z|x) || p(z|x)) is about {gap:.3f} nats here: the price of a Gaussian q(z|x) (-ELBO "
                "minus the IS estimate of -log p(x))." if live[0]["likelihood"] == "elbo" else
-               f"This run's own number is -L_{live[0]['k']}, {gap:.3f} nats above the IS estimate of "
+               f"This run's own number is -L_{int(live[0]['k'])}, {gap:.3f} nats above the IS estimate of "
                "-log p(x): importance weighting already closed part of the ELBO's KL gap (section 5).")
 
 st.subheader("4. The reparameterisation trick")
@@ -45,7 +45,8 @@ if live:
         ui.chart(ui.lines(is_k.assign(run=live[0]["name"]), "k", "nll", "run", log_x=True, rule=truth),
                         width="stretch")
         st.caption("-L_k against k for this run: it falls towards -log p(x). Dashed (bars only): the data's "
-                   "own true NLL, a floor for every model's -log p(x), not this model's value.")
+                   "own true NLL, a floor for every model's -log p(x), not this model's value. On the "
+                   "runner's 200 report images: the tiles above average all test images.")
 
 
 st.subheader("6. Estimators of log p(x) against their cost")
@@ -74,5 +75,6 @@ if live:
         st.caption("Mean -log p(x) estimate over the runner's first report images against the decoder "
                    "evaluations each costs per example (prior MC and IS: k; AIS: chains x ((steps - 1)"
                    "(leapfrog + 2) + 1), each HMC step one decoder pass with its gradient); bands: the range "
-                   f"over repeats. {exact}")
+                   f"over repeats; prior MC with very few draws is far worse and runs off the top. {exact} "
+                   "These are the runner's 8 report images: the tiles above average all test images.")
     ui.pictures(url, live[0])
