@@ -51,6 +51,16 @@ def db(tmp_path_factory):
     return build_store(tmp_path_factory)
 
 
+@pytest.fixture(scope="module")
+def store(db):
+    """An open `zoo.results` store on the module's `db` (the dashboard fixture store, or the module's own)."""
+    from zoo.results import open_store
+
+    s = open_store(str(db))
+    yield s
+    s.dispose()
+
+
 def _postgres_bin() -> Path | None:
     """The folder of Debian's PostgreSQL server programs (initdb, pg_ctl), the newest version."""
     found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))

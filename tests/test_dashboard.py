@@ -76,13 +76,6 @@ def build_store(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def store(db):
-    s = open_store(str(db))
-    yield s
-    s.dispose()
-
-
-@pytest.fixture(scope="module")
 def ids(store):
     return dict(zip(store.runs()["label"], store.runs()["run_id"]))
 

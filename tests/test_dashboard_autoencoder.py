@@ -6,20 +6,9 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 from tests.test_dashboard import APP, NO_TF, ROOT, app, chart_specs, texts
 
 PAGE = "teach_autoencoder"
-
-
-@pytest.fixture(scope="module")
-def store(db):
-    from zoo.results import open_store
-
-    s = open_store(str(db))
-    yield s
-    s.dispose()
 
 
 def _model(store, label):

@@ -23,13 +23,6 @@ def db(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def store(db):
-    s = open_store(str(db))
-    yield s
-    s.dispose()
-
-
-@pytest.fixture(scope="module")
 def tables(store):
     return scale.counts(store)
 
