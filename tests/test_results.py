@@ -53,8 +53,8 @@ def test_round_trip(store):
 
     m = store.metrics(split="test")
     assert m.to_dict("records") == [
-        dict(run_id=rid, split="test", name="bits_per_dim", value=0.148, kind="iwae"),
-        dict(run_id=rid, split="test", name="log_prob", value=-80.5, kind="iwae")]
+        dict(run_id=rid, split="test", name="bits_per_dim", value=0.148, kind="iwae", units="bits/dim"),
+        dict(run_id=rid, split="test", name="log_prob", value=-80.5, kind="iwae", units="nats")]
     v = store.metrics(run_ids=[rid], split="valid").set_index("name")
     assert v.loc["log_prob", "kind"] == "elbo" and v.loc["fid", "value"] == 12.5
     assert pd.isna(v.loc["fid", "kind"])
@@ -191,7 +191,7 @@ def test_url_resolution(tmp_path, monkeypatch):
 
 def test_empty_store_frames(store):
     assert list(store.runs().columns)[:1] == ["run_id"] and set(RUN_COLUMNS) <= set(store.runs().columns)
-    for frame, cols in [(store.metrics(), ["run_id", "split", "name", "value", "kind"]),
+    for frame, cols in [(store.metrics(), ["run_id", "split", "name", "value", "kind", "units"]),
                         (store.history(), ["run_id", "epoch", "name", "value"]),
                         (store.artifacts(), ["run_id", "name", "path"])]:
         assert frame.empty and list(frame.columns) == cols
@@ -267,6 +267,24 @@ def test_a_store_from_an_earlier_release_opens_upgraded_with_nothing_lost(tmp_pa
     _assert_nothing_lost(store)
     ranked, apart = data.leaderboard(data.wide(str(db)))
     assert ranked["model"].tolist() == ["pixelcnn", "vae"] and apart["status"].tolist() == ["FAILED"]
+
+
+def test_units_are_recorded_with_each_metric_and_filled_in_for_an_old_store(tmp_path):
+    """Revision 0004 adds metrics.units: an old store's rows get theirs from their names, new rows
+    theirs as they are logged (zoo.vocabulary.metric_units)."""
+    from zoo.vocabulary import metric_units
+
+    store = open_store(_old_store(tmp_path))
+    m = store.metrics()
+    units = dict(zip(m["name"], m["units"]))
+    assert units["nll"] == "nats" and units["bits_per_dim"] == "bits/dim"
+    assert all(u == metric_units(n) for n, u in units.items())
+    rid = int(m["run_id"].iloc[0])
+    store.log_metrics(rid, "test", [("m1_error_n100", 0.25, "classifier"), ("is_nll", 90.0, "iwae"),
+                                    ("samples_per_sec_ddim", 5.0, None), ("something_new", 1.0, None)])
+    new = store.metrics([rid], split="test").set_index("name")["units"]
+    assert new["m1_error_n100"] == "fraction" and new["is_nll"] == "nats"
+    assert new["samples_per_sec_ddim"] == "per second" and pd.isna(new["something_new"])
 
 
 LATER = '''"""A later schema change, for the test: runs.note and an index on metrics.name.

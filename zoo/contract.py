@@ -23,6 +23,8 @@ convert, then call the family's hooks:
     _training_loss(x, labels) -> (loss, terms)               optional (default: the mean of -bound)
     _log_px_z(z, x) -> [n, B]                               with has_decoder (p(x|z), z ~ `prior`)
     _sampling_cost(**options) -> network calls per sample   optional (default: 1)
+    _classify(x) -> [B, num_classes] class probabilities    with can_classify (M2's q(y|x))
+    _fit_callbacks() -> [keras.callbacks.Callback]          optional: added to every `fit` (EM's M-step)
 
 What a family can do beyond the contract is declared by the capabilities below, never guessed.
 """
@@ -80,6 +82,7 @@ class GenerativeModel(keras.Model):
     can_inpaint = False  # `inpaint(x, mask)`
     has_decoder = False  # a latent z ~ `prior` and a decoder likelihood: `log_px_given_z(z, x)`
     num_classes = 0  # > 0: class-conditional; `fit` then takes (images, labels) batches
+    can_classify = False  # `classify(x)`: p(y|x) over num_classes labels (a semi-supervised model)
     is_budget = 40_000  # (samples x examples) per importance-sampling chunk; bounds memory
 
     def __init__(self, data_shape, levels, name=None, **hparams):
@@ -242,6 +245,9 @@ class GenerativeModel(keras.Model):
             for name in ("x", "validation_data"):
                 if name in bound.arguments:
                     bound.arguments[name] = self._checked(bound.arguments[name])
+            if method == "fit" and self._fit_callbacks():  # the family's own (e.g. EM's M-step)
+                bound.arguments["callbacks"] = [*(bound.arguments.get("callbacks") or []),
+                                                *self._fit_callbacks()]
             return getattr(keras.Model, method)(*bound.args, **bound.kwargs)
 
         wrapped.__name__ = method
@@ -393,6 +399,23 @@ class GenerativeModel(keras.Model):
 
     def _sampling_cost(self, **options) -> int:
         return 1
+
+    def classify(self, x):
+        """Class probabilities p(y | x), float32 `[B, num_classes]` (rows sum to 1), for uint8 images
+        `[B, H, W, C]`: a semi-supervised model's own classifier (M2's q(y|x), Kingma et al. 2014
+        eq. 9). Raises NotImplementedError without `can_classify`, TypeError / ValueError for bad
+        images."""
+        if not self.can_classify:
+            raise NotImplementedError(f"{self.name} has no classifier (can_classify is False); the m2 "
+                                      f"family has one")
+        return self._classify(self.check_input(x))
+
+    def _classify(self, x):
+        raise NotImplementedError
+
+    def _fit_callbacks(self) -> list:
+        """Hook: Keras callbacks `fit` always adds for this family (default: none)."""
+        return []
 
     # --- importance sampling (latent models and dequantised flows) -----------------------------
     def log_prob_is(self, x, k: int, seed=None, chunk: int | None = None):

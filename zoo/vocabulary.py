@@ -36,8 +36,8 @@ LIKELIHOOD_KINDS = tuple(KINDS)
 UNKNOWN_COLOUR = "#9e9e9e"
 
 # Registry name -> family (the dashboard's teaching pages and filters group by family).
-FAMILY_OF = {"vae": "VAE", "iwae": "VAE", "flow": "Flow", "pixelcnn": "PixelCNN", "diffusion": "Diffusion",
-             "gan": "GAN"}
+FAMILY_OF = {"vae": "VAE", "iwae": "VAE", "m2": "VAE", "flow": "Flow", "pixelcnn": "PixelCNN",
+             "diffusion": "Diffusion", "gan": "GAN", "mixture": "Mixture"}
 FAMILIES = tuple(dict.fromkeys(FAMILY_OF.values()))
 LATENT_FAMILIES = ("VAE", "Flow")  # families with an encoder and a decoder: encode(x) / decode(z)
 
@@ -73,6 +73,10 @@ FAMILY_FACTS = {
     "GAN": Facts("stochastic: z ~ p(z), no encoder", "none", "deterministic generator G(z)",
                  "the minimax game of G and D (no likelihood)", "none; ais (an AIS estimate after training)",
                  "1 generator call", "Goodfellow et al. 2014; Wu et al. 2017 (AIS)"),
+    "Mixture": Facts("discrete: one of K components, p(c) = pi_c",
+                     "exact responsibilities p(c|x) (Bayes' rule)", "independent pixels given the component",
+                     "log-likelihood, maximised by EM", "exact", "1 (pick a component, then its pixels)",
+                     "Dempster, Laird & Rubin 1977; Bishop 2006 ch. 9"),
 }
 
 
@@ -109,6 +113,40 @@ SAMPLE_METRICS = {m.name: m for m in (
     Metric("kl_emp_true", "KL(sample histogram || true p), nats", True),
     Metric("tv_emp_true", "TV(sample histogram, true p)", True),
 )}
+
+# The units of the numbers the store records (its `units` column, filled by `metric_units` when a
+# metric is logged). Likelihood-type numbers are nats per example (the contract); the family's terms
+# (distortion, rate, ...) too.
+NATS, BITS, FRACTION = "nats", "bits/dim", "fraction"
+METRIC_UNITS = {
+    **dict.fromkeys(("nll", "log_prob", "nll_se", "nll_draw_se", "distortion", "rate", "iw_gain",
+                     "label_rate", "prior", "diffusion", "reconstruction", "logdet", "logit",
+                     "dequantization", "kl_emp_true", "kl_emp_true_floor", "label_info"), NATS),
+    **dict.fromkeys(("precision", "recall", "classifier_accuracy", "nn_closer_than_test", "tv_emp_true",
+                     "tv_emp_true_floor", "label_agreement", "ssl_error"), FRACTION),
+    **dict.fromkeys(("is_k", "is_examples", "metric_samples", "prior_mc_k", "sample_network_calls", "draws"),
+                    "count"),
+    "fcd": "squared classifier-feature distance", "fd_ae": "squared autoencoder-feature distance",
+    "kid": "cubic-kernel MMD^2 (classifier features)", "kid_se": "cubic-kernel MMD^2 (classifier features)",
+    "nn_train_dist": "pixel distance (L2, levels)", "nn_train_dist_test": "pixel distance (L2, levels)",
+    "autoencoder_mse": "squared pixel error (pixels in [0, 1])", "obs_sigma": "levels",
+    "obs_sigma_at_grid_edge": "flag (1 = at the grid's edge)", "sampler_speedup": "ratio",
+}
+UNIT_SUFFIXES = (("bits_per_dim", BITS), ("_nll", NATS), ("_gap", NATS), ("_per_sec", "per second"),
+                 ("_seconds", "s"), ("_error", FRACTION), ("_accuracy", FRACTION))
+UNIT_PREFIXES = (("samples_per_sec", "per second"), ("m1_error_", FRACTION))
+
+
+def metric_units(name: str) -> str | None:
+    """The units of metric `name` (`METRIC_UNITS`, else a suffix or prefix rule: `*_nll` nats,
+    `*bits_per_dim` bits/dim, `*_per_sec` per second, `m1_error_n<N>` fraction, ...); None if unknown."""
+    name = str(name)
+    if name in METRIC_UNITS:
+        return METRIC_UNITS[name]
+    rules = [(name.endswith(s), u) for s, u in UNIT_SUFFIXES]
+    rules += [(name.startswith(p), u) for p, u in UNIT_PREFIXES]
+    return next((u for hit, u in rules if hit), None)
+
 
 # How a run spreads over devices and hosts (zoo.distribute, a config's `train.strategy`).
 Strategy = Literal["auto", "default", "mirrored", "multi_worker"]

@@ -37,6 +37,7 @@ metrics_table = sa.Table(
     "metrics", metadata, C("id", sa.Integer, primary_key=True), _run_fk(),
     C("split", sa.String, nullable=False), C("name", sa.String, nullable=False),
     C("value", sa.Float), C("kind", sa.String), sa.UniqueConstraint("run_id", "split", "name"),
+    C("units", sa.String),  # zoo.vocabulary.metric_units: nats, bits/dim, fraction, ...
 )
 history_table = sa.Table(
     "history", metadata, C("id", sa.Integer, primary_key=True), _run_fk(),

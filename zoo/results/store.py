@@ -25,6 +25,7 @@ from zoo.results.schema import (
     metrics_table,
     runs_table,
 )
+from zoo.vocabulary import metric_units
 
 MAX_ERROR_CHARS = 20_000
 DEFAULT_LEASE = 600.0  # seconds a claim lasts after its last heartbeat (each epoch, each recorded metric)
@@ -210,7 +211,8 @@ class Store:
     def log_metrics(self, run_id: int, split: str,
                     metrics: dict[str, float] | list[tuple[str, float, str | None]],
                     kind: str | None = None) -> None:
-        """Upsert final metrics: a dict (all of kind `kind`) or (name, value, kind) tuples."""
+        """Upsert final metrics: a dict (all of kind `kind`) or (name, value, kind) tuples; each row's
+        units come from its name (`zoo.vocabulary.metric_units`: nats, bits/dim, fraction, ...)."""
         items = [(k, v, kind) for k, v in metrics.items()] if isinstance(metrics, dict) else list(metrics)
         if not items:
             return
@@ -224,7 +226,8 @@ class Store:
             conn.execute(metrics_table.delete().where(
                 m.run_id == int(run_id), m.split == split, m.name.in_([n for n, _, _ in items])))
             conn.execute(metrics_table.insert(), [
-                dict(run_id=int(run_id), split=split, name=n, value=_num(v), kind=k) for n, v, k in items])
+                dict(run_id=int(run_id), split=split, name=n, value=_num(v), kind=k, units=metric_units(n))
+                for n, v, k in items])
             self._renew(conn, run_id)
 
     def log_artifact(self, run_id: int, name: str, path: str | os.PathLike) -> None:
@@ -323,7 +326,7 @@ class Store:
 
     def metrics(self, run_ids=None, split=None, names=None, *, experiment=None, dataset=None,
                 status=None) -> pd.DataFrame:
-        """Columns run_id, split, name, value, kind (NaN values come back as NaN). Filtered in SQL: by
+        """Columns run_id, split, name, value, kind, units (NaN values come back as NaN). Filtered in SQL: by
         run ids, split(s), metric name(s), and the runs' experiment, dataset or status."""
         m = metrics_table.c
         q = self._by_run(metrics_table, run_ids, names, dict(experiment=experiment, dataset=dataset,
