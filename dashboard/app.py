@@ -30,7 +30,10 @@ def page(file, title, icon, **kw):
 nav = st.navigation({
     "Results": [page("leaderboard.py", "Leaderboard", "leaderboard", default=True),
                 page("samples.py", "Samples", "grid_view"), page("curves.py", "Curves", "show_chart"),
-                page("anatomy.py", "Bound anatomy", "stacked_bar_chart")],
+                page("sweeps.py", "Sweeps", "tune"),
+                page("anatomy.py", "Bound anatomy", "stacked_bar_chart"),
+                page("comparisons.py", "Bounds and decoders", "compare"),
+                page("semisupervised.py", "Semi-supervised", "label")],
     "Teach": [page("overview.py", "Families side by side", "view_comfy_alt"),
               page("teach_bars.py", "The bars", "view_column"),
               page("teach_posterior.py", "Posterior and evidence", "area_chart"),
@@ -39,7 +42,8 @@ nav = st.navigation({
               page("teach_autoencoder.py", "Autoencoders and decoders", "compress"),
               page("teach_pixelcnn.py", "PixelCNN", "apps"),
               page("teach_flow.py", "Flow", "swap_horiz"), page("teach_diffusion.py", "Diffusion", "grain"),
-              page("teach_gan.py", "GAN", "sports_kabaddi")],
+              page("teach_gan.py", "GAN", "sports_kabaddi"),
+              page("teach_mixture.py", "Mixture and EM", "join")],
     "Explore": [page("explore.py", "Latent explorer", "explore")],
 }, expanded=True)  # every page listed: a lecturer jumps between them
 

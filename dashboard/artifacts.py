@@ -36,8 +36,10 @@ REPORT_COLUMNS = {  # report name -> the numeric columns a page draws from it (z
     "estimators": ("k", "cost", "repeat", "nll"),  # zoo.demos.estimators (and its text column method)
     "inference_gaps": ("example", "log_px_is", "elbo_q_star", "elbo_q_phi", "approximation_gap",
                        "amortisation_gap"),  # zoo.demos.inference
+    "components": ("component", "pi", "row", "col", "channel", "intensity"),  # the mixture's mean images
 }
-REPORT_WHOLE = {"k": 1, "row": 0, "col": 0, "channel": 0, "cost": 1, "repeat": 0, "example": 0}  # and least
+REPORT_WHOLE = {"k": 1, "row": 0, "col": 0, "channel": 0, "cost": 1, "repeat": 0, "example": 0,
+                "component": 0}  # and least
 
 
 @dataclasses.dataclass(frozen=True)

@@ -127,7 +127,9 @@ def _experiment(experiment):
 @st.cache_data(ttl=TTL, show_spinner=False)
 def runs(url: str, dataset: str | None = None, experiment: str | None = None) -> pd.DataFrame:
     """The runs of `dataset` and `experiment` (None or ALL: every one; filtered in SQL), plus `family`,
-    `k` (IWAE's training k), `latent_dim`, `kl_weight` (a VAE's beta; NaN for other families), `badge`,
+    `k` (IWAE's training k), `latent_dim`, `kl_weight` (a VAE's beta; NaN for other families), `samples`
+    (a vae's L draws per example), `decoder` and `decoder_sigma` (the pixel law p(x|z) and a discretised
+    Gaussian's scale, "learned" or in levels), `badge`,
     `name` ("#3 vae s0") and `data_options` (the dataset entry of its config as JSON, for `real_images`).
     The config JSON of these runs only is parsed, then dropped."""
     df = _store(url).runs(dataset=dataset, experiment=_experiment(experiment))
@@ -138,6 +140,10 @@ def runs(url: str, dataset: str | None = None, experiment: str | None = None) ->
     df["family"] = df["model"].map(family)
     df["kl_weight"] = [_real(h.get("kl_weight", 1.0)) if f == "VAE" else np.nan  # (1: before kl_weight)
                        for h, f in zip(hp, df["family"])]
+    df["samples"] = [_whole(h.get("samples", 1)) if m == "vae" else None  # the VAE's L (1: before L)
+                     for h, m in zip(hp, df["model"])]
+    df["decoder"] = hp.map(lambda h: h.get("decoder") if isinstance(h.get("decoder"), str) else None)
+    df["decoder_sigma"] = hp.map(lambda h: str(h.get("decoder_sigma", "learned")))  # a Gaussian decoder's
     df["badge"] = [badge(lk, k) for lk, k in zip(df["likelihood"], df["k"])]
     df["name"] = [f"#{i} {lab} s{s}" for i, lab, s in zip(df["run_id"], df["label"], df["seed"])]
     df["data_options"] = [json.dumps(_entry(c, "dataset") or {"name": d}, sort_keys=True, default=str)
@@ -169,6 +175,13 @@ def run_metrics(url: str, run_id: int) -> pd.Series:
 
 
 @st.cache_data(ttl=TTL, show_spinner=False)
+def run_metric_rows(url: str, run_id: int) -> pd.DataFrame:
+    """Every metric row of one run: split, name, value, kind, units (as the store records them)."""
+    m = _store(url).metrics([int(run_id)])
+    return m[["split", "name", "value", "kind", "units"]].reset_index(drop=True)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
 def history(url: str, run_ids: tuple, names: tuple | None = None) -> pd.DataFrame:
     """Per-epoch values (run_id, epoch, name, value) of `run_ids` (`names`: only those)."""
     return _store(url).history(list(run_ids), None if names is None else list(names))
@@ -182,6 +195,96 @@ def artifacts(url: str, run_ids: tuple | None = None, names: tuple | None = None
     return _store(url).artifacts(None if run_ids is None else list(run_ids),
                                  None if names is None else list(names), dataset=dataset,
                                  experiment=_experiment(experiment), status=status)
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def ssl_errors(url: str, dataset: str | None = None, experiment: str | None = None) -> pd.DataFrame:
+    """Semi-supervised test errors of the FINISHED runs of `dataset` and `experiment`
+    (zoo.semisupervised), one row per (run, method, N): run_id, experiment, model (the label), seed,
+    method ("M1" for `m1_error_n{N}`, "own classifier" for an M2 run's `ssl_error` at N = its
+    hparams.labelled; none for labelled 0), N, error (%). The N are read from the runs' config
+    (eval.ssl_labels), then only those metrics of these runs (SQL)."""
+    from zoo.semisupervised import M1_METRIC, SSL_METRIC
+
+    store, experiment = _store(url), _experiment(experiment)
+    r = store.runs(dataset=dataset, experiment=experiment, status="FINISHED",
+                   columns=["experiment", "label", "seed", "config"])
+    cfg = r.pop("config").map(_json)
+    asked = [_entry(c, "eval").get("ssl_labels") for c in cfg]
+    ns = sorted({n for a in asked if isinstance(a, list) for n in map(_whole, a) if n})
+    names = {M1_METRIC.format(n=n): n for n in ns}
+    m = store.metrics(split="test", names=[*names, SSL_METRIC], dataset=dataset, experiment=experiment,
+                      status="FINISHED")
+    labelled = dict(zip(r["run_id"], cfg.map(lambda c: _whole(_entry(c, "hparams").get("labelled")) or None)))
+    m1 = m["name"] != SSL_METRIC
+    m = m.assign(method=np.where(m1, "M1", "own classifier"),
+                 N=np.where(m1, m["name"].map(names), m["run_id"].map(labelled)), error=100 * m["value"])
+    m = m.dropna(subset=["N", "error"]).astype({"N": int}).merge(r, on="run_id")
+    m = m.rename(columns={"label": "model"})
+    return m[["run_id", "experiment", "model", "seed", "method", "N", "error"]]
+
+
+# --- sweeps (the Sweeps page) -------------------------------------------------------------------
+RUN_ONLY = ("label", "seed", "sweep", "init_from")  # config keys in which the runs of one sweep differ
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def sweeps(url: str, dataset: str | None = None, experiment: str | None = None) -> pd.DataFrame:
+    """The sweeps among the FINISHED runs of `dataset` and `experiment`: one row per (sweep, run, swept
+    key) with columns sweep (a name, e.g. "vae over latent_dim"), declared, run_id, key and value (as
+    the config gives it). Declared: the runs of a config entry's `sweep` (experiments/sweeps.py), whose
+    configs agree but for the swept values (recorded as "sweep": {key: value}), label, seed and
+    init_from. Not declared: runs of one model whose configs differ in one hyper-parameter only (e.g.
+    digits.yaml's vae and vae_2d). A sweep has 2+ values. Only these runs' configs are read (SQL)."""
+    r = _store(url).runs(dataset=dataset, experiment=_experiment(experiment), status="FINISHED",
+                         columns=["label", "model", "config"])
+    groups = {}  # (declared, signature) -> [(run_id, label, {key: value})]
+    for rid, label, model, cfg in zip(r["run_id"], r["label"], r["model"], r["config"].map(_json)):
+        swept, hp, tr = _entry(cfg, "sweep"), dict(_entry(cfg, "hparams")), dict(_entry(cfg, "train"))
+        rest = {k: v for k, v in cfg.items() if k not in ("hparams", "train", *RUN_ONLY)}
+        if swept:  # the swept values out of the signature
+            for key in swept:
+                (tr if key.startswith("train.") else hp).pop(key.removeprefix("train."), None)
+            sig = json.dumps([model, list(swept), rest, hp, tr], sort_keys=True, default=str)
+            groups.setdefault((True, sig), []).append((rid, label, swept))
+            continue
+        common = json.dumps([model, rest, tr, cfg.get("init_from")], sort_keys=True, default=str)
+        for key in hp:
+            others = json.dumps({k: v for k, v in hp.items() if k != key}, sort_keys=True, default=str)
+            groups.setdefault((False, common + key + others), []).append((rid, label, {key: hp[key]}))
+    rows, names = [], set()
+    for (declared, _), runs in sorted(groups.items(), key=lambda g: (not g[0][0], g[1][0][0])):
+        if len({json.dumps(v, sort_keys=True, default=str) for _, _, v in runs}) < 2:
+            continue  # one value: no sweep
+        keys, labels = list(runs[0][2]), sorted({lab for _, lab, _ in runs})
+        name = (f"{_sweep_base(labels, keys[0])} over {' × '.join(keys)}" if declared else
+                f"{keys[0]}: {', '.join(labels[:3])}{', ...' if len(labels) > 3 else ''}")
+        first, n = name, 1
+        while name in names:  # two sweeps of one name (e.g. a config changed between runs): numbered
+            n, name = n + 1, f"{first} #{n + 1}"
+        names.add(name)
+        rows += [dict(sweep=name, declared=declared, run_id=rid, key=k, value=v)
+                 for rid, _, values in runs for k, v in values.items()]
+    out = pd.DataFrame(rows, columns=["sweep", "declared", "run_id", "key"])
+    out["value"] = pd.Series([row["value"] for row in rows], dtype=object)  # as written: 2 stays 2, not 2.0
+    return out
+
+
+def _sweep_base(labels: list[str], first_key: str) -> str:
+    """The entry label of a sweep's runs (<label>-<key><value>...): their common start, cut before
+    -<first swept key>."""
+    prefix = os.path.commonprefix(labels)
+    cut = prefix.rfind(f"-{first_key}")
+    return prefix[:cut] if cut > 0 else prefix.rstrip("-_") or labels[0]
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def metric_rows(url: str, run_ids: tuple) -> pd.DataFrame:
+    """The metrics of `run_ids` (run_id, split, name, value, kind, units): each name's test row, else
+    its train row (speeds). Read for these runs only (SQL)."""
+    m = _store(url).metrics(list(run_ids), split=["test", "train"])
+    m = m.sort_values("split", key=lambda s: s.ne("test"), kind="stable")
+    return m.drop_duplicates(["run_id", "name"]).reset_index(drop=True)
 
 
 # --- data sets (no TensorFlow) ----------------------------------------------------------------

@@ -330,7 +330,7 @@ def live_model(url: str, run: pd.Series, needs: tuple = ()):
     """The run's saved model (loaded once per file, Keras safe mode), or None after a placeholder
     naming the file and why (missing, damaged, another version, or lacking a method in `needs`)."""
     read = artifacts.read_model(run_artifacts(url, run), run)
-    missing = [f for f in needs if read.ok and not hasattr(read.value, f)]
+    missing = [f for f in needs if read.ok and not read.value.offers(f)]
     if missing:
         read = artifacts.Read(why=f"{read.file} (model): a {type(read.value).__name__} has no "
                               f"{' or '.join(missing)}", file=read.file)

@@ -12,6 +12,10 @@
         train: {epochs: 50}            # optional per-model overrides of `train`
         init_from: vae                 # optional: start from that earlier entry's trained weights
         sample: {method: ddim}         # optional: model.sample options for the grid and sample metrics
+      - model: iwae
+        sweep: {k: [1, 5, 50]}         # optional: one run per value, labelled iwae-k1, iwae-k5, iwae-k50
+        # (a grid: the product of all lists; `zip: {k: [..], learning_rate: [..]}`: lists taken together;
+        # keys: hyper-parameters and train.<key>, e.g. train.epochs; see experiments/sweeps.py)
 
 Every mistake a user can make in a config raises ConfigError (a ValueError) naming the key, before
 anything is trained or written: `load` reads the file with yaml.safe_load (plain YAML, no Python tags).
@@ -29,6 +33,7 @@ from typing import Literal
 
 import yaml
 
+from experiments import sweeps
 from experiments.checks import (
     ConfigError,
     ConfigFileMissing,
@@ -134,12 +139,37 @@ class EvalConfig:
     # independent estimates averaged per test example (one-draw ELBO / VLB / AIS numbers of a single
     # image are noisy); > 1 also records nll_draw_se, the per-example standard error
     draws: int = added_field(1)
+    # numbers of labelled training examples N for M1, the semi-supervised classifier on the latent
+    # means (zoo.semisupervised; Kingma et al. 2014 Table 1: 100, 600, 1000, 3000): m1_error_n{N} for
+    # every model with an encoder. Empty = skip. The dataset must have labels.
+    ssl_labels: tuple = added_field(())
 
     def __post_init__(self):
         _check_fields(self, minima={"batch_size": 1, "is_k": 0, "is_examples": 1, "n_samples": 1,
                                     "metric_samples": 0, "draws": 1})
         if self.split not in SPLITS:
             raise ConfigError(str(unknown_key_error("split", self.split, SPLITS)), ("split",))
+        bad = [n for n in self.ssl_labels if not (_is_int(n) and n >= 1)]
+        if bad or len(set(self.ssl_labels)) < len(self.ssl_labels):
+            why = f"{_show(bad[0])} is not a positive whole number" if bad else "an N repeats"
+            raise ConfigError(f"ssl_labels = {_show(self.ssl_labels)}: {why}; give distinct numbers of "
+                              f"labelled training examples, e.g. [100, 600, 1000]", ("ssl_labels",))
+        self.ssl_labels = tuple(self.ssl_labels)  # (YAML gives a list: as a tuple, [] is the default ())
+
+    def check_dataset(self, dataset) -> None:
+        """ConfigError (key ssl_labels) unless `dataset` (a zoo.data.Dataset) has train and `split`
+        labels and as many training examples as the largest N."""
+        if not self.ssl_labels:
+            return
+        missing = [s for s in ("train", self.split) if s not in dataset.labels]
+        if missing:
+            raise ConfigError(f"eval.ssl_labels = {list(self.ssl_labels)}: dataset {dataset.name!r} has no "
+                              f"{' or '.join(missing)} labels; drop ssl_labels or use a labelled dataset "
+                              f"(e.g. digits, mnist)", ("eval", "ssl_labels"))
+        if max(self.ssl_labels) > len(dataset.train):
+            raise ConfigError(f"eval.ssl_labels = {list(self.ssl_labels)}: {dataset.name!r} has "
+                              f"{len(dataset.train)} training examples; give N <= {len(dataset.train)}",
+                              ("eval", "ssl_labels"))
 
 
 @dataclasses.dataclass
@@ -151,6 +181,17 @@ class ModelSpec:
     init_from: str = ""  # label of an earlier entry: start from its trained weights (same networks)
     sample: dict = dataclasses.field(default_factory=dict)  # options of model.sample for the grid and
     # the sample metrics, e.g. {method: ddim, steps: 50} (the family's `_sample` keywords)
+    # in YAML: the values to sweep, e.g. {latent_dim: [2, 5]} (experiments/sweeps.py); after `parse`, one
+    # expanded run's swept values, e.g. {latent_dim: 2}, already merged into hparams / train
+    sweep: dict = dataclasses.field(default_factory=dict)
+    # (set by `parse`, not YAML keys) the entry's position in `models`, and where each swept key sits in it
+    index: int = dataclasses.field(default=0, compare=False, metadata={"internal": True})
+    swept_at: dict = dataclasses.field(default_factory=dict, compare=False, metadata={"internal": True})
+
+
+ENTRY_KEYS = tuple(f.name for f in dataclasses.fields(ModelSpec) if not f.metadata.get("internal"))
+# TrainConfig fields -> whether a sweep may set them (not where a run trains: train.strategy)
+TRAIN_SWEEPABLE = {f.name: not f.metadata.get("never_in_key") for f in dataclasses.fields(TrainConfig)}
 
 
 @dataclasses.dataclass
@@ -168,7 +209,8 @@ class ExperimentConfig:
     def load_dataset(self):
         """`zoo.data.load` of this config's dataset with its options, loaded once per config: the CLI
         loads it before it opens the store (a data error then writes nothing), the runner reuses it.
-        Raises zoo.data.DataError (a ValueError) for data that cannot be had."""
+        Raises zoo.data.DataError (a ValueError) for data that cannot be had, ConfigError for
+        `eval.ssl_labels` the dataset cannot serve (`EvalConfig.check_dataset`)."""
         from zoo import data
 
         key = json.dumps(self.dataset, sort_keys=True, default=str)
@@ -176,6 +218,7 @@ class ExperimentConfig:
         if cached is None or cached[0] != key:
             options = {k: v for k, v in self.dataset.items() if k != "name"}
             cached = self.__dict__["_dataset"] = (key, data.load(self.dataset["name"], **options))
+        self.eval.check_dataset(cached[1])
         return cached[1]
 
     def resolved(self, spec: ModelSpec, seed: int) -> dict:
@@ -186,7 +229,7 @@ class ExperimentConfig:
         resolved = {"experiment": self.name, "dataset": self.dataset, "model": spec.model,
                     "label": spec.label, "seed": seed, "hparams": hp,
                     "train": config_dict(self.train_for(spec)), "eval": config_dict(self.eval)}
-        for key in ("init_from", "sample"):  # (only when set, so older run keys stay valid)
+        for key in ("init_from", "sample", "sweep"):  # (only when set, so older run keys stay valid)
             if getattr(spec, key):
                 resolved[key] = getattr(spec, key)
         return resolved
@@ -233,8 +276,8 @@ def check_families(cfg: ExperimentConfig, where: str = "config", shape=None) -> 
     families, so TensorFlow), and given the dataset's image `shape` (H, W, C) their values
     (`check_hparams`: e.g. an even PixelCNN kernel, flow scales the image cannot halve into);
     ConfigError names the key."""
-    for i, spec in enumerate(cfg.models):
-        _check_family(spec, i, where, shape)
+    for spec in cfg.models:
+        _check_family(spec, spec.index, where, shape)
 
 
 def _dataset(value, where) -> dict:
@@ -268,11 +311,13 @@ def _seeds(value, where) -> list:
 
 def _model_specs(raw, train: TrainConfig, where) -> list[ModelSpec]:
     """The entries of `models`, checked without TensorFlow: keys, model names, labels, init_from and
-    each entry's `train` overrides (merged over `train`)."""
+    each entry's `train` overrides (merged over `train`). A swept entry is expanded first (one spec per
+    run, experiments/sweeps.py); each expanded spec is then checked like a hand-written entry."""
     if not isinstance(raw, list) or not raw:
         raise ConfigError(f"{where}: models = {_show(raw)}: give a non-empty list of entries, e.g. "
                           f"models: [vae] (registered models: {', '.join(sorted(FAMILY_OF))})", ("models",))
-    specs = []
+    specs, swept = [], {}  # swept: entry label -> {run label: its swept values}
+    entries = []  # the entry labels, in order
     for i, entry in enumerate(raw):
         path, at = ("models", i), f"{where}: models[{i}]"
         if isinstance(entry, str):
@@ -280,7 +325,7 @@ def _model_specs(raw, train: TrainConfig, where) -> list[ModelSpec]:
         if not isinstance(entry, dict):
             raise ConfigError(f"{at} = {_show(entry)}: give a model name (e.g. - vae) or a mapping with "
                               f"'model' (e.g. - {{model: vae, hparams: {{latent_dim: 8}}}})", path)
-        _known_keys(entry, _field_names(ModelSpec), at, path)
+        _known_keys(entry, ENTRY_KEYS, at, path)
         if "model" not in entry:
             raise ConfigError(f"{at}: missing required key 'model' (one of {', '.join(sorted(FAMILY_OF))})",
                               path + ("model",))
@@ -288,30 +333,85 @@ def _model_specs(raw, train: TrainConfig, where) -> list[ModelSpec]:
             raise ConfigError(f"{at}: {unknown_key_error('model', entry['model'], FAMILY_OF)}",
                               path + ("model",))
         values = {}
-        for key, hint in _hints(ModelSpec).items():
+        hints = _hints(ModelSpec)
+        for key in ENTRY_KEYS:
             value = entry.get(key)
             if value is None and key != "model":
                 continue  # left out (or null): the default
-            if key in ("hparams", "train", "sample"):
-                _mapping(value, f"{at}.{key}", path + (key,))
+            if key in ("hparams", "train", "sample", "sweep"):
+                value = _mapping(value, f"{at}.{key}", path + (key,))
             else:
-                _check_type(value, hint, at, path + (key,))
+                _check_type(value, hints[key], at, path + (key,))
             values[key] = value
-        spec = ModelSpec(**values)
-        spec.label = spec.label or spec.model
-        spec.train = dict(spec.train)
-        _build(TrainConfig, spec.train, f"{where}: models[{spec.label}].train", path + ("train",), base=train)
-        specs.append(spec)
+        base = ModelSpec(**values, index=i)
+        base.label = base.label or base.model
+        if base.label in entries:
+            raise ConfigError(f"{where}: model labels must be unique, got {entries + [base.label]}; set "
+                              f"'label' on repeated models", path + ("label",))
+        entries.append(base.label)
+        points, swept_at = sweeps.expand(base.sweep, base.hparams, base.train, TRAIN_SWEEPABLE, at, path)
+        for point in points:
+            spec = _run_spec(base, point, swept_at)
+            try:
+                _build(TrainConfig, spec.train, f"{where}: models[{spec.label}].train", path + ("train",),
+                       base=train)
+            except ConfigError as err:
+                raise _in_sweep(err, spec, "train", where) from None
+            specs.append(spec)
+        if base.sweep:
+            swept[base.label] = {s.label: s.sweep for s in specs[len(specs) - len(points):]}
     labels = [m.label for m in specs]
     for i, spec in enumerate(specs):
+        twin = specs[labels.index(spec.label)]
+        if twin is not spec and twin.index == spec.index:  # two values of one sweep, one label
+            raise ConfigError(f"{where}: models[{spec.index}].sweep: the values {twin.sweep} and "
+                              f"{spec.sweep} give the same label {spec.label!r} (labels keep letters, "
+                              f"digits and . _ + -); make the values differ in those",
+                              ("models", spec.index, "sweep"))
         if spec.label in labels[:i]:
             raise ConfigError(f"{where}: model labels must be unique, got {labels}; set 'label' on "
-                              f"repeated models", ("models", i, "label"))
+                              f"repeated models (a sweep's runs are labelled <label>-<key><value>)",
+                              ("models", spec.index, "label"))
+        if spec.init_from in swept and spec.init_from not in labels:  # a swept entry: its run of our values
+            runs = swept[spec.init_from]
+            source = sweeps.source_run(spec.sweep, runs)
+            if source is None:
+                raise ConfigError(f"{where}: models[{spec.index}].init_from names the swept entry "
+                                  f"{spec.init_from!r} (runs {', '.join(runs)}); sweep this entry over the "
+                                  f"same keys and values ({', '.join(next(iter(runs.values())))}: each run "
+                                  f"starts from the run of its values) or name one of those runs",
+                                  ("models", spec.index, "init_from"))
+            spec.init_from = source
         if spec.init_from and spec.init_from not in labels[:i]:
             raise ConfigError(f"{where}: models[{spec.label}].init_from names {spec.init_from!r}, which is "
                               f"not an earlier entry; earlier labels: {labels[:i]}",
-                              ("models", i, "init_from"))
+                              ("models", spec.index, "init_from"))
     return specs
+
+
+def _run_spec(base: ModelSpec, point: dict, swept_at: dict) -> ModelSpec:
+    """One run of an entry: `point` (its swept values) merged into the entry's hparams and train."""
+    if not point:
+        return dataclasses.replace(base, train=dict(base.train))
+    hp = {k: v for k, v in point.items() if not k.startswith(sweeps.TRAIN)}
+    tr = {k[len(sweeps.TRAIN):]: v for k, v in point.items() if k.startswith(sweeps.TRAIN)}
+    return dataclasses.replace(base, label=sweeps.label(base.label, point), hparams={**base.hparams, **hp},
+                               train={**base.train, **tr}, sweep=dict(point), swept_at=swept_at)
+
+
+def _in_sweep(err: ConfigError, spec: ModelSpec, section: str, where: str, at: str = "") -> ConfigError:
+    """`err` about key `err.path[3]` of the spec's `section` (hparams or train), moved to that key in
+    the entry's sweep when it was swept (path and message: models[i].sweep.<key>); else unchanged."""
+    key = err.path[3] if len(err.path) > 3 else None
+    swept = key if section == "hparams" else f"{sweeps.TRAIN}{key}"
+    if not isinstance(key, str) or swept not in spec.sweep:
+        return err
+    text = str(err)
+    for prefix in (f"{at}: ", f"{where}: models[{spec.label}].{section}: "):
+        text = text.removeprefix(prefix)
+    text = text.replace(f" in {at} ", " ") if at else text  # make_config's "unknown network 'x' in <at>"
+    return ConfigError(f"{where}: models[{spec.index}].sweep.{swept} (run {spec.label}): {text}",
+                       ("models", spec.index, *spec.swept_at[swept], *err.path[4:]))
 
 
 def _check_family(spec: ModelSpec, index: int, where, shape=None) -> None:
@@ -323,8 +423,17 @@ def _check_family(spec: ModelSpec, index: int, where, shape=None) -> None:
         cls = get_model_class(spec.model)
     except ValueError as err:
         raise ConfigError(f"{where}: models[{index}]: {err}", path + ("model",)) from None
-    at = f"{where}: models[{index}] ({spec.model}) hparams"
-    hp = _build(cls.Config, spec.hparams, at, path + ("hparams",))
+    at = f"{where}: models[{index}] ({spec.model}{f', run {spec.label}' if spec.sweep else ''}) hparams"
+    names = _field_names(cls.Config)
+    for key in spec.sweep:  # a swept key that is no hyper-parameter: named where it was written
+        if not key.startswith(sweeps.TRAIN) and key not in names:
+            unknown = unknown_key_error("key", key, names, where=f" among the {spec.model} hyper-parameters")
+            raise ConfigError(f"{where}: models[{index}].sweep{sweeps.shown(key)}: {unknown} (or "
+                              f"train.<key>, e.g. train.epochs)", path + spec.swept_at[key])
+    try:
+        hp = _build(cls.Config, spec.hparams, at, path + ("hparams",))
+    except ConfigError as err:
+        raise _in_sweep(err, spec, "hparams", where, at) from None
     if shape is not None:
         try:
             cls.check_hparams(hp, shape)

@@ -338,8 +338,51 @@ def lecture_outputs(run: Finished):
     _save_tables(run, tables)
 
 
+def semi_supervised(run: Finished):
+    """Semi-supervised test error (zoo.semisupervised, Kingma et al. 2014 Table 1), fractions of the
+    eval split misclassified, kind "classifier": `m1_error_n{N}` for each N of `eval.ssl_labels` when
+    the model has an encoder (`encode`; M1: an RBF SVM on the latent means of N labelled training
+    images, `labelled_subset(labels, N, seed=0)`: those the m2 family trains with, whatever the run's
+    seed), and `ssl_error` of a `can_classify` model's own q(y|x) (M2)."""
+    from zoo.semisupervised import ssl_rows
+
+    e = run.cfg.eval
+    rows = ssl_rows(run.model, run.dataset, e.ssl_labels, split=e.split, batch_size=e.batch_size)
+    run.store.log_metrics(run.run_id, e.split, rows)
+    if rows:
+        print(f"[runner] run {run.run_id} semi-supervised {e.split} error: "
+              + ", ".join(f"{n}={v:.4f}" for n, v, _ in rows))
+
+
+
+
+def conditional(run: Finished):
+    """A class-conditional model (num_classes > 0; zoo.conditional): cond_nll = -log p(x|y) with the true
+    labels (and label_info), label_agreement of `eval.metric_samples` samples with balanced requested
+    labels, and the class-per-row grid `samples_by_class.png` / `.npy` (eval.n_samples // K per row)."""
+    from zoo.conditional import class_rows, likelihood_rows, sample_rows
+    from zoo.images import grid
+
+    e, model, options = run.cfg.eval, run.model, run.spec.sample
+    if not model.needs_labels:
+        return
+    nll = run.store.metrics([run.run_id], e.split, ["nll"])["value"]  # split_metrics' marginal -log p(x)
+    rows = likelihood_rows(model, run.dataset, e.split, e.batch_size, seed=run.seed, draws=e.draws,
+                           nll=float(nll.iloc[0]) if len(nll) else None)
+    if e.metric_samples:
+        rows += sample_rows(model, run.dataset, e.metric_samples, e.split, run.seed, e.batch_size, **options)
+    run.store.log_metrics(run.run_id, e.split, rows)
+    per_class = max(1, e.n_samples // model.num_classes)
+    samples = class_rows(model, per_class, seed=run.seed, **options)
+    np.save(run.artifact("samples_by_class_npy", "samples_by_class.npy"), samples)
+    png = run.artifact("samples_by_class_png", "samples_by_class.png")
+    grid(samples, run.dataset.levels, ncols=per_class).save(png)
+    print(f"[runner] run {run.run_id} conditional {e.split}: "
+          + ", ".join(f"{n}={v:.4g}" for n, v, _ in rows))
+
+
 OUTPUT_STEPS = (calibrate, save_model, save_history, split_metrics, sample_grid, sample_quality, speeds,
-                save_reports, lecture_outputs)
+                save_reports, lecture_outputs, semi_supervised, conditional)
 
 
 def _save_outputs(cfg, spec, model, dataset, store, run_id, run_dir, seed):

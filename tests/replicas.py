@@ -1,5 +1,6 @@
 """Run in a subprocess by test_distribute.py (the CPU must be split into logical devices before
-TensorFlow starts). `python tests/replicas.py update OUT.json` or `... worker INDEX PORTS OUT.npz`.
+TensorFlow starts). `python tests/replicas.py update OUT.json`, `... em OUT.json` or
+`... worker INDEX PORTS OUT.npz`.
 
 update: for every family, one SGD step on the same global batch of 256 bars images, on one device
 and on 2 mirrored replicas, from the same weights; SGD's update is linear in the gradient, so a
@@ -7,7 +8,12 @@ replica-count error shows as a factor 2 in its norm. A third run with the 1/repl
 patched out is the control that the check sees such an error. Also: log_prob (AIS for the GAN),
 log_prob_is and samples of the mirrored model against the same weights on one device, and that
 the replicas' copies of every weight agree (also after a flow's first step, where ActNorm
-initialises from the data)."""
+initialises from the data). The mixture has no gradient step (EM): `em` checks it instead.
+
+em: the mixture trained by EM (3 epochs, global batches of 256 over 1024 bars images) on one device
+and on 2 mirrored replicas from the same initial parameters: the statistics are summed over the
+replicas, so the parameters and the per-epoch losses agree (to float32 summation order), and
+log_prob / samples of the two agree as in `update`."""
 from __future__ import annotations
 
 import json
@@ -17,7 +23,7 @@ import sys
 import numpy as np
 import tensorflow as tf
 
-if sys.argv[1] == "update":
+if sys.argv[1] in ("update", "em"):
     from zoo.distribute import split_cpu
 
     split_cpu(2)
@@ -57,6 +63,8 @@ def updates(out):
     assert two.num_replicas_in_sync == 2, two.num_replicas_in_sync
     result = {}
     for name in CHEAP:
+        if name == "mixture":  # EM has no gradient step to compare (no optimizer update): see `em`
+            continue
         ref = build(name, dataset, one)
         if name == "flow":
             ref.log_prob(x)  # ActNorm's data-dependent init first: the step compared is a gradient step
@@ -83,6 +91,32 @@ def updates(out):
     result["flow_first_step"] = {"replica_spread": replica_spread(fresh)}
     with open(out, "w") as f:
         json.dump(result, f)
+
+
+def em(out):
+    dataset = data.load("bars")
+    ds = tf.data.Dataset.from_tensor_slices(dataset.train[:1024]).batch(256)
+    one, two = make_strategy("default"), make_strategy("mirrored")
+    assert two.num_replicas_in_sync == 2, two.num_replicas_in_sync
+    hp = dict(components=4, pseudocount=0.5)  # > 0: a sum halved (a mean over replicas) would show too
+    probs = lambda m: np.exp(np.concatenate([m.log_pi.numpy(), m.log_theta.numpy().ravel()]))  # noqa: E731
+    with one.scope():
+        ref = zoo.build_model("mixture", dataset, seed=0, jit_compile=False, **hp)
+    start, before = ref.get_weights(), probs(ref)
+    loss_one = ref.fit(ds, epochs=3, verbose=0).history["loss"]
+    with two.scope():
+        mirrored = zoo.build_model("mixture", dataset, seed=0, jit_compile=False, **hp)
+    mirrored.set_weights(start)
+    loss_two = mirrored.fit(ds, epochs=3, verbose=0).history["loss"]
+    same_weights = build("mixture", dataset, one, [w.numpy() for w in mirrored.weights])
+    row = evaluation_diffs(mirrored, same_weights, dataset.test[:64])
+    stats = [mirrored.resp_sum.numpy(), mirrored.level_counts.numpy()]
+    row.update(param_diff=float(np.abs(probs(mirrored) - probs(ref)).max()),
+               moved=float(np.abs(probs(ref) - before).max()), loss_one=loss_one, loss_two=loss_two,
+               replica_spread=replica_spread(mirrored), stats_left=max(float(np.abs(s).max()) for s in stats))
+    print("mixture", row, flush=True)
+    with open(out, "w") as f:
+        json.dump(row, f)
 
 
 def evaluation_diffs(mirrored, one, x):
@@ -122,5 +156,7 @@ if __name__ == "__main__":
     if sys.argv[1] == "update":
         keras.utils.set_random_seed(0)
         updates(sys.argv[2])
+    elif sys.argv[1] == "em":
+        em(sys.argv[2])
     else:
         worker(*sys.argv[2:5])

@@ -21,7 +21,8 @@ class Fake:
 # Every family at a size that trains a few bars steps in seconds (the tf.distribute and precision tests).
 SMALL = {"vae": {}, "iwae": {}, "pixelcnn": {"width": 16, "depth": 2},
          "flow": {"network": "mlp", "width": 32}, "diffusion": {"network": "mlp", "width": 64},
-         "gan": {"ais_steps": 5, "ais_chains": 2}}
+         "gan": {"ais_steps": 5, "ais_chains": 2}, "m2": {"num_classes": 4, "width": 64, "latent_dim": 4},
+         "mixture": {"components": 4}}
 
 
 def subset(dataset, n_train, n_valid, n_test):

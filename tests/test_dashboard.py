@@ -1,6 +1,6 @@
 """The Streamlit dashboard (dashboard/), page by page in AppTest against a store made by a tiny REAL
 run (every family on bars, 2 epochs: vae, iwae, pixelcnn, flow, diffusion and a GAN with an AIS
-likelihood, plus a pixelcnn entry that FAILS to build), and two
+likelihood; a mixture trained by EM, 4 epochs; plus a pixelcnn entry that FAILS to build), and two
 hand-made rows the runner cannot make quickly: a DIVERGED run, and a finished likelihood-free ("none")
 run with D(real)/D(fake) history and no samples artifact (a placeholder must show)."""
 import json
@@ -19,9 +19,9 @@ from zoo.vocabulary import FAMILIES, KINDS, UNKNOWN_COLOUR
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "dashboard" / "app.py"
-PAGES = ["leaderboard", "samples", "curves", "anatomy", "overview", "teach_bars", "teach_posterior",
-         "teach_vae", "teach_inference", "teach_autoencoder", "teach_pixelcnn", "teach_flow",
-         "teach_diffusion", "teach_gan", "explore"]
+PAGES = ["leaderboard", "samples", "curves", "sweeps", "anatomy", "semisupervised", "comparisons", "overview",
+         "teach_bars", "teach_posterior", "teach_vae", "teach_inference", "teach_autoencoder",
+         "teach_pixelcnn", "teach_flow", "teach_diffusion", "teach_gan", "teach_mixture", "explore"]
 NO_JIT = {"jit_compile": False}
 TINY = {"name": "tiny_bars", "dataset": {"name": "bars", "n_train": 200, "n_valid": 50, "n_test": 50},
         "seeds": [0], "train": {"epochs": 2, "batch_size": 100, "verbose": 0},
@@ -42,6 +42,8 @@ TINY = {"name": "tiny_bars", "dataset": {"name": "bars", "n_train": 200, "n_vali
                     "hparams": {"latent_dim": 2, "width": 8, "depth": 1, "kl_weight": 0.0, **NO_JIT}},
                    {"model": "pixelcnn", "label": "pixelcnn_cond",  # class-conditional: one bar per class
                     "hparams": {"width": 4, "depth": 1, "num_classes": 4, **NO_JIT}},
+                   {"model": "mixture", "hparams": {"components": 4, "pseudocount": 0.1},  # EM
+                    "train": {"epochs": 4}},
                    {"model": "pixelcnn", "label": "broken",  # FAILED: an even kernel
                     "hparams": {"kernel_size": 2}}]}
 
@@ -104,7 +106,8 @@ def test_the_fixture_store_has_what_the_pages_need(store):
     status = dict(zip(store.runs()["label"], store.runs()["status"]))
     assert status == {"vae": "FINISHED", "iwae_k3": "FINISHED", "pixelcnn": "FINISHED", "flow": "FINISHED",
                       "diffusion": "FINISHED", "gan_ais": "FINISHED", "pixelcnn_cond": "FINISHED",
-                      "ae_2d": "FINISHED", "broken": "FAILED", "diverged": "DIVERGED", "gan": "FINISHED"}, \
+                      "ae_2d": "FINISHED", "mixture": "FINISHED", "broken": "FAILED", "diverged": "DIVERGED",
+                      "gan": "FINISHED"}, \
         store.runs()["error"].tolist()
     arts = set(store.artifacts()["name"])
     assert {"model", "samples_png", "report_is_vs_k", "report_pixel_nll", "report_timestep_loss",
@@ -125,15 +128,15 @@ def test_leaderboard_ranks_finished_runs_with_their_kind(db, store, ids, monkeyp
     finished = store.runs(status="FINISHED")
     expected = set(finished.loc[finished["likelihood"] != "none", "label"])
     assert expected == {"vae", "iwae_k3", "flow", "pixelcnn", "diffusion", "gan_ais",
-                        "pixelcnn_cond", "ae_2d"} == set(table["model"])
+                        "pixelcnn_cond", "ae_2d", "mixture"} == set(table["model"])
     badges = dict(zip(table["model"], table["kind"].map(lambda b: b[0])))
     assert badges == {"vae": "ELBO", "iwae_k3": "IWAE-3", "flow": "ELBO", "pixelcnn": "exact",
                       "diffusion": "VLB", "gan_ais": "AIS", "pixelcnn_cond": "exact",
-                      "ae_2d": "ELBO"}
+                      "ae_2d": "ELBO", "mixture": "exact"}
     assert dict(zip(table["model"], table["family"])) == {"vae": "VAE", "iwae_k3": "VAE", "flow": "Flow",
                                                           "pixelcnn": "PixelCNN", "diffusion": "Diffusion",
                                                           "gan_ais": "GAN", "pixelcnn_cond": "PixelCNN",
-                                                          "ae_2d": "VAE"}
+                                                          "ae_2d": "VAE", "mixture": "Mixture"}
     assert list(table["nats"]) == sorted(table["nats"])
     assert list(table["rank"]) == list(range(1, len(table) + 1))
     m = store.metrics(split="test").set_index(["run_id", "name"])["value"]

@@ -29,7 +29,7 @@ def test_overview_puts_the_six_families_side_by_side(db, monkeypatch):
     # the recorded sampling cost: a 4x4x1 PixelCNN writes 16 sub-pixels; the tiny diffusion samples in
     # its 16 ancestral steps; one call for the others
     calls = table.loc["network calls per sample"].astype(int).to_dict()
-    assert calls == {"VAE": 1, "Flow": 1, "PixelCNN": 16, "Diffusion": 16, "GAN": 1}
+    assert calls == {"VAE": 1, "Flow": 1, "PixelCNN": 16, "Diffusion": 16, "GAN": 1, "Mixture": 1}
     kinds = table.loc["likelihood kind (best run)"]
     assert kinds["GAN"] == "AIS" and kinds["PixelCNN"] == "exact" and kinds["Diffusion"] == "VLB"
     assert len(at.image) == 1 + len(FAMILIES)  # real images + one grid per family

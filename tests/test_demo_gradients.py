@@ -96,6 +96,6 @@ def test_bad_input_is_one_clear_error(trained, bars):
     with pytest.raises(ValueError, match="form must be one of"):
         G.encoder_gradients(trained, bars.test[:1], form="exact")
     with pytest.raises(ValueError, match="needs? a VAE or IWAE"):
-        G.encoder_gradients(types.SimpleNamespace(), bars.test[:1])
+        G.encoder_gradients(types.SimpleNamespace(offers=lambda method: False), bars.test[:1])
     with pytest.raises(ValueError, match="fewer examples"):
         G.encoder_jacobian(trained, np.repeat(bars.test, 20, 0))

@@ -93,11 +93,12 @@ def test_runner_outputs_rows_are_the_table_means(trained, bars):
 
 
 def test_not_a_vae_records_nothing_and_bad_input_is_one_clear_error(trained, bars):
-    assert I.runner_outputs(types.SimpleNamespace(has_decoder=True), bars, bars.test[:5]) == ([], {})
-    gan_like = types.SimpleNamespace(has_decoder=False, encode=1)
-    assert I.runner_outputs(gan_like, bars, bars.test[:5]) == ([], {})
+    decoder_only = types.SimpleNamespace(offers=lambda method: method == "log_px_given_z")  # a GAN
+    assert I.runner_outputs(decoder_only, bars, bars.test[:5]) == ([], {})
+    encoder_only = types.SimpleNamespace(offers=lambda method: method == "encode")  # a mixture
+    assert I.runner_outputs(encoder_only, bars, bars.test[:5]) == ([], {})
     with pytest.raises(ValueError, match="need a VAE or IWAE"):
-        I.optimise_q(types.SimpleNamespace(has_decoder=True), bars.test[:2])
+        I.optimise_q(decoder_only, bars.test[:2])
     with pytest.raises(ValueError, match="steps and samples must be >= 1"):
         I.optimise_q(trained, bars.test[:2], steps=0)
     with pytest.raises(TypeError, match="uint8"):

@@ -44,6 +44,9 @@ class Narrow:
     def check_input(self, x):
         return x
 
+    def offers(self, method):
+        return method in ("encode", "log_px_given_z", "prior")
+
     def log_px_given_z(self, z, x):  # [n, B, 1] -> [n, B]
         u = (self.c - np.asarray(z)[..., 0]) / self.s
         return -0.5 * u ** 2 - math.log(self.s * math.sqrt(2 * math.pi))

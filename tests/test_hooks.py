@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 MODELS = zoo.list_models()
 PUBLIC = ("nll_terms", "log_prob", "bits_per_dim", "sample", "inpaint", "log_prob_is", "train_step",
           "test_step", "call", "compile_default")
-OWN_STEP = {"gan": ("train_step", "test_step", "compile_default")}  # two networks, two optimizers (keras-io)
+OWN_STEP = {"gan": ("train_step", "test_step", "compile_default"),  # two networks, two optimizers (keras-io)
+            "mixture": ("train_step",)}  # EM: the step is an E-step, no gradient
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +53,12 @@ def test_capabilities_are_declared_and_honoured(name, tiny):
     else:
         with pytest.raises(NotImplementedError, match="no importance-sampling"):
             model.log_prob_is(x, 3)
+    if model.has_encoder:
+        code = model.encode(x)
+        assert (code[0] if isinstance(code, tuple) else code).shape[0] == 4
+    else:
+        with pytest.raises(NotImplementedError, match="has no encoder"):
+            model.encode(x)
     if not model.can_inpaint:
         with pytest.raises(NotImplementedError, match="cannot inpaint"):
             model.inpaint(x, np.ones(x.shape[1:], bool))

@@ -13,6 +13,8 @@ def test_bfloat16_training_and_float32_likelihood(name, bars):
     """Under mixed_bfloat16 the hidden layers compute in bfloat16 and the output layer in float32;
     a few steps train to a finite loss; the float32 copy's log_prob is float32 and equals, to 1e-4
     relative, a float32 model given the same weights."""
+    if name == "mixture":
+        pytest.skip("no network layers: EM's parameters and counts are float32 whatever the policy")
     with dtype_policy("mixed_bfloat16"):
         model = zoo.build_model(name, bars, seed=0, jit_compile=False, **CHEAP[name])
     compute = {layer.dtype_policy.compute_dtype for layer in model._flatten_layers() if layer.weights}

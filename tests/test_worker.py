@@ -101,7 +101,9 @@ LEGACY = sa.MetaData()  # the schema stores had before Alembic, built as metadat
 sa.Table("runs", LEGACY, *(sa.Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable,
                                      index=c.index, autoincrement=c.autoincrement)
                            for c in results.runs_table.columns if c.name not in ADDED_LATER))
-for _table in (results.metrics_table, results.history_table, results.artifacts_table):
+sa.Table("metrics", LEGACY, *(c.copy() for c in results.metrics_table.columns if c.name != "units"),  # 0004
+         sa.UniqueConstraint("run_id", "split", "name"))
+for _table in (results.history_table, results.artifacts_table):
     _table.to_metadata(LEGACY)
 
 
@@ -118,12 +120,14 @@ def test_a_store_made_before_alembic_is_upgraded_in_place(db_url):
     engine.dispose()
     store = open_store(db_url)
     with store.engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0003"
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0004"
         columns = {c["name"] for c in sa.inspect(conn).get_columns("runs")}
+        assert "units" in {c["name"] for c in sa.inspect(conn).get_columns("metrics")}
     assert set(ADDED_LATER) <= columns
     old = store.run(rid)
     assert (old["status"], old["run_key"], old["owner"]) == ("FINISHED", "old", None)
     assert store.history(rid)["value"].tolist() == [1.5] and store.metrics(rid)["value"].tolist() == [9.0]
+    assert store.metrics(rid)["units"].tolist() == ["nats"]  # filled in from the name by 0004
     assert store.claim_run(["old"]) is None  # a finished run is never claimed
     open_store(db_url).dispose()  # at head: opening again changes nothing
     assert len(store.runs()) == 1

@@ -23,6 +23,7 @@ convert, then call the family's hooks:
     _training_loss(x, labels) -> (loss, terms)               optional (default: the mean of -bound)
     _log_px_z(z, x) -> [n, B]                               with has_decoder (p(x|z), z ~ `prior`)
     _sampling_cost(**options) -> network calls per sample   optional (default: 1)
+    _encode(x) -> the code of x                              with has_encoder (VAE: (mu, sigma); flow: z)
     _classify(x) -> [B, num_classes] class probabilities    with can_classify (M2's q(y|x))
     _fit_callbacks() -> [keras.callbacks.Callback]          optional: added to every `fit` (EM's M-step)
 
@@ -82,6 +83,7 @@ class GenerativeModel(keras.Model):
     can_inpaint = False  # `inpaint(x, mask)`
     has_decoder = False  # a latent z ~ `prior` and a decoder likelihood: `log_px_given_z(z, x)`
     num_classes = 0  # > 0: class-conditional; `fit` then takes (images, labels) batches
+    has_encoder = False  # `encode(x)`: an image's code (M1 classifies on it, the explorer maps it)
     can_classify = False  # `classify(x)`: p(y|x) over num_classes labels (a semi-supervised model)
     is_budget = 40_000  # (samples x examples) per importance-sampling chunk; bounds memory
 
@@ -107,6 +109,16 @@ class GenerativeModel(keras.Model):
     @classmethod
     def _check_hparams(cls, hp, data_shape) -> None:
         """Hook: raise ValueError naming the hyper-parameter and the fix (default: nothing to check)."""
+
+    # the contract's optional methods and the capability that says a family has them
+    CAPABILITY_OF = {"encode": "has_encoder", "log_px_given_z": "has_decoder", "classify": "can_classify",
+                     "inpaint": "can_inpaint", "log_prob_is": "has_importance_sampling"}
+
+    def offers(self, method: str) -> bool:
+        """Whether `model.<method>(...)` works for this model: the capability of a contract method
+        (`CAPABILITY_OF`), else whether the family defines it (e.g. `decode`, `prior`)."""
+        flag = self.CAPABILITY_OF.get(method)
+        return bool(getattr(self, flag)) if flag else hasattr(self, method)
 
     @property
     def needs_labels(self) -> bool:
@@ -399,6 +411,18 @@ class GenerativeModel(keras.Model):
 
     def _sampling_cost(self, **options) -> int:
         return 1
+
+    def encode(self, x):
+        """The code of uint8 images `[B, H, W, C]`: VAE / IWAE / M2 the posterior's (mu, sigma), each
+        `[B, latent_dim]`; a flow z = f(x) `[B, D]`; a mixture the responsibilities p(c|x) `[B, K]`. The
+        first element (or the array) is what M1 classifies on (Kingma et al. 2014). Raises
+        NotImplementedError without `has_encoder`, TypeError / ValueError for bad images."""
+        if not self.has_encoder:
+            raise NotImplementedError(f"{self.name} has no encoder (has_encoder is False)")
+        return self._encode(self.check_input(x))
+
+    def _encode(self, x):
+        raise NotImplementedError
 
     def classify(self, x):
         """Class probabilities p(y | x), float32 `[B, num_classes]` (rows sum to 1), for uint8 images

@@ -159,8 +159,11 @@ class Dataset:
         return getattr(self, name)
 
     def tf_dataset(self, split, batch_size, shuffle=True, with_labels=False, seed=None, repeat=False,
-                   position=None):
+                   position=None, labels=None):
         """Batched, prefetched `tf.data.Dataset` of uint8 images (or `(images, labels)`).
+
+        `labels`: int `[N]` to pair with the split's images instead of its own labels (implies
+        `with_labels`), e.g. -1 for the hidden labels of semi-supervised training (`zoo.training.fit`).
 
         The order is a function of the example position p alone: pass p // N is a stateless
         permutation of the N images seeded by (seed, pass) (unshuffled: in order), so it does not
@@ -176,7 +179,12 @@ class Dataset:
         dynamic = split == "train" and self.train_gray is not None
         if dynamic:
             x = self.train_gray
-        if with_labels and split not in self.labels:
+        if labels is not None:
+            labels, with_labels = np.asarray(labels, np.int64), True
+            if labels.shape != (len(x),):
+                raise ValueError(f"{self.name}: labels must be [{len(x)}] for the {split} split, "
+                                 f"got shape {list(labels.shape)}")
+        elif with_labels and split not in self.labels:
             raise ValueError(f"{self.name} has no labels; use with_labels=False")
         n, seed = len(x), int(seed or 0)
         if position is None:
@@ -200,7 +208,7 @@ class Dataset:
         batches = tf.data.INFINITE_CARDINALITY if repeat else -(-n // batch_size)
         ds = ds.apply(tf.data.experimental.assert_cardinality(batches))  # known, as Keras expects
         images = tf.constant(x)  # [N, H, W, C] uint8
-        labels = tf.constant(self.labels[split]) if with_labels else None
+        labels = tf.constant(self.labels[split] if labels is None else labels) if with_labels else None
 
         def take(pos, idx):
             batch = tf.gather(images, idx)  # [B, H, W, C]

@@ -3,7 +3,12 @@ cache (mnist, fashion_mnist, cifar10). Each loader registers with `zoo.data` (im
 TensorFlow); files are read directly and only downloaded when missing:
 
     binarized_mnist  $ZOO_DATA_DIR/binarized_mnist.npz, then $ZOO_CACHE_DIR (default ~/.cache/zoo),
-                     then the official .amat files (converted to the .npz there)
+                     then the official .amat files (converted to the .npz there). Unlabelled, unless
+                     binarized_mnist_labels.npz (int arrays y_train, y_valid, y_test) lies beside the
+                     .npz: then its labels are the dataset's (semi-supervised M2 needs them). The
+                     official files carry none; the split is commonly taken to keep MNIST's order
+                     (train [:50000], valid = train [50000:], test), i.e. MNIST's y_train[:50000],
+                     y_train[50000:], y_test: check some images against MNIST's before trusting it.
     mnist, fashion_mnist, cifar10
                      the Keras cache ($KERAS_HOME/datasets, default ~/.keras), read directly, else
                      `keras.datasets.<name>.load_data()`; valid = the last `n_valid` train images
@@ -24,6 +29,7 @@ from zoo.data import SPLITS, DataError, DataMissing, Dataset, _splits, one_of, r
 # --- binarized MNIST -------------------------------------------------------------------------
 BMNIST_URL = "http://www.cs.toronto.edu/~larocheh/public/datasets/binarized_mnist/"
 BMNIST_FILE = "binarized_mnist.npz"
+BMNIST_LABELS_FILE = "binarized_mnist_labels.npz"  # optional, beside BMNIST_FILE: y_train, y_valid, y_test
 
 
 def cache_dir() -> Path:
@@ -94,7 +100,26 @@ def _binarized_mnist():
         raise DataError(f"binarized_mnist: cannot read {path} ({_one_line(e)}); it must be an .npz with "
                         f"uint8 arrays x_train, x_valid, x_test [N, 28, 28]: replace it, or point "
                         f"ZOO_DATA_DIR at a folder holding a good {BMNIST_FILE}") from e
-    return Dataset("binarized_mnist", **images, levels=2)
+    return Dataset("binarized_mnist", **images, levels=2, labels=_bmnist_labels(path, images))
+
+
+def _bmnist_labels(path, images) -> dict:
+    """{split: int64 [N]} from BMNIST_LABELS_FILE beside `path` when it exists (else {}: no labels).
+    Raises DataError for a file without the three arrays or with lengths unlike the images'."""
+    path = Path(path).with_name(BMNIST_LABELS_FILE)
+    if not path.exists():
+        return {}
+    try:
+        with np.load(path) as f:
+            labels = {k: np.asarray(f[f"y_{k}"], np.int64).ravel() for k in SPLITS}
+    except (OSError, ValueError, KeyError) as e:
+        raise DataError(f"binarized_mnist: cannot read {path} ({_one_line(e)}); it must be an .npz with "
+                        f"int arrays y_train, y_valid, y_test; fix or remove it") from e
+    for k in SPLITS:
+        if len(labels[k]) != len(images[k]):
+            raise DataError(f"binarized_mnist: {path} has {len(labels[k])} labels y_{k} for {len(images[k])} "
+                            f"{k} images; give one label per image of each split, or remove the file")
+    return labels
 
 
 def _one_line(err) -> str:

@@ -139,6 +139,65 @@ def float32_copy(model):
     return twin
 
 
+def check_semi_supervised(hp, dataset, name: str = "m2") -> None:
+    """ValueError naming the hyper-parameter unless a semi-supervised model's `hp` (`num_classes`,
+    `labelled`) fits `dataset`: it has training labels, `num_classes` of them, and at least `labelled`
+    training examples. Needs no model (a config can be checked before anything trains)."""
+    if "train" not in dataset.labels:
+        from zoo.datafiles import BMNIST_LABELS_FILE
+
+        fix = (f"place {BMNIST_LABELS_FILE} (y_train, y_valid, y_test) beside binarized_mnist.npz "
+               f"(see zoo.datafiles)" if dataset.name == "binarized_mnist"
+               else "train it on a labelled dataset (digits, mnist, ...)")
+        raise ValueError(f"{name} trains on class labels (num_classes, labelled), but dataset "
+                         f"{dataset.name!r} has none; {fix}")
+    classes = 1 + max(int(y.max()) for y in dataset.labels.values() if len(y))
+    if hp.num_classes != classes:
+        raise ValueError(f"{name}: num_classes = {hp.num_classes}, but {dataset.name} has {classes} classes "
+                         f"(labels 0..{classes - 1}); set the hyper-parameter num_classes: {classes}")
+    if hp.labelled > len(dataset.train):
+        raise ValueError(f"{name}: labelled = {hp.labelled} is more than the {len(dataset.train)} training "
+                         f"examples of {dataset.name}; give labelled in [0, {len(dataset.train)}]")
+
+
+def semi_supervised_batches(model, dataset, batch_size, steps, seed, position, repeat):
+    """(training batches (images, labels), the callbacks they need) for a semi-supervised model
+    (`can_classify`; Kingma et al. 2014's M2, `zoo.models.m2`). Each batch: `batch_size` examples of
+    the whole training split, each label hidden as -1 but for the `hp.labelled` examples of
+    `zoo.semisupervised.labelled_subset` (balanced over the classes, seed 0: the ones M1 sees), then
+    `hp.labelled_batch` of those labelled examples from their own endless shuffled stream. Kingma et
+    al. oversample the few labels so that every batch holds some (N = 100 of 50000 would give 0.2 a
+    batch of 100); a labelled example is thus seen about labelled_batch x steps / N times an epoch.
+    `position` and `repeat` as `Dataset.tf_dataset`'s; the callback sets where the labelled stream
+    starts each epoch (a resumed run replays its batches too). ValueError from
+    `check_semi_supervised`."""
+    import dataclasses
+
+    import numpy as np
+    import tensorflow as tf
+
+    from zoo.semisupervised import labelled_subset
+
+    hp = model.hp
+    check_semi_supervised(hp, dataset, model.name)
+    kept = labelled_subset(dataset.labels["train"], hp.labelled) if hp.labelled else np.zeros(0, int)
+    hidden = np.full(len(dataset.train), -1, np.int64)
+    hidden[kept] = dataset.labels["train"][kept]
+    main = dataset.tf_dataset("train", batch_size, shuffle=True, seed=seed, position=position, repeat=repeat,
+                              labels=hidden)
+    if not hp.labelled:
+        return main, []
+    gray = None if dataset.train_gray is None else dataset.train_gray[kept]
+    few = dataclasses.replace(dataset, train=dataset.train[kept], train_gray=gray,
+                              labels={"train": dataset.labels["train"][kept]})
+    where = tf.Variable(0, dtype=tf.int64, trainable=False)
+    extra = few.tf_dataset("train", hp.labelled_batch, shuffle=True, seed=seed, position=where, repeat=True,
+                           with_labels=True)
+    batches = tf.data.Dataset.zip(main, extra).map(
+        lambda a, b: (tf.concat([a[0], b[0]], 0), tf.concat([a[1], b[1]], 0)))  # [B + B_l, ...] each
+    return batches, [DataPosition(where, steps * hp.labelled_batch)]
+
+
 def fit(model, dataset, train, out_dir, seed=0, on_epoch=None, extra_callbacks=()):
     """Train `model` on `dataset` as `train` (an experiments TrainConfig) says; returns the History.
 
@@ -151,18 +210,24 @@ def fit(model, dataset, train, out_dir, seed=0, on_epoch=None, extra_callbacks=(
     if train.lr_schedule == "cosine":  # every family schedules each optimizer from its own initial rate
         model.compile_default(lr_schedule=lambda lr: keras.optimizers.schedules.CosineDecay(
             lr, decay_steps=steps * train.epochs))
-    labels = model.needs_labels  # class-conditional models train on (x, y)
+    labels = model.needs_labels and not model.can_classify  # class-conditional models train on (x, y)
     import tensorflow as tf
 
     position = tf.Variable(0, dtype=tf.int64, trainable=False)  # where the data stream starts
-    train_ds = dataset.tf_dataset("train", train.batch_size, shuffle=True, seed=seed, position=position,
-                                  repeat=bool(train.steps_per_epoch), with_labels=labels)
+    repeat, more = bool(train.steps_per_epoch), []
+    if model.can_classify:  # semi-supervised (M2): only its N labels; valid: the label-free bound
+        train_ds, more = semi_supervised_batches(model, dataset, train.batch_size, steps, seed, position,
+                                                 repeat)
+    else:
+        train_ds = dataset.tf_dataset("train", train.batch_size, shuffle=True, seed=seed, position=position,
+                                      repeat=repeat, with_labels=labels)
     valid_ds = dataset.tf_dataset("valid", max(train.batch_size, 256), shuffle=False, with_labels=labels)
     val_epochs = train.validation_epochs(steps)
     clock = EpochClock()
     checkpoint = Checkpoint(str(out_dir / "backup"), train.checkpoint_rule(), steps, train.epochs)
     per_epoch = steps * train.batch_size if train.steps_per_epoch else n_train
     callbacks = [clock, checkpoint, DataPosition(position, per_epoch),
+                 *more,
                  keras.callbacks.TensorBoard(str(out_dir / "tensorboard"), write_graph=False,
                                              update_freq=train.tensorboard_update_freq),
                  keras.callbacks.TerminateOnNaN()]

@@ -132,8 +132,8 @@ METRIC_UNITS = {
     "autoencoder_mse": "squared pixel error (pixels in [0, 1])", "obs_sigma": "levels",
     "obs_sigma_at_grid_edge": "flag (1 = at the grid's edge)", "sampler_speedup": "ratio",
 }
-UNIT_SUFFIXES = (("bits_per_dim", BITS), ("_nll", NATS), ("_gap", NATS), ("_per_sec", "per second"),
-                 ("_seconds", "s"), ("_error", FRACTION), ("_accuracy", FRACTION))
+UNIT_SUFFIXES = (("bits_per_dim", BITS), ("_nll", NATS), ("_nll_se", NATS), ("_gap", NATS),
+                 ("_per_sec", "per second"), ("_seconds", "s"), ("_error", FRACTION), ("_accuracy", FRACTION))
 UNIT_PREFIXES = (("samples_per_sec", "per second"), ("m1_error_", FRACTION))
 
 

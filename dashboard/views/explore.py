@@ -20,7 +20,7 @@ if got is None:
     st.stop()
 x, levels = got
 read = artifacts.read_model(ui.run_artifacts(url, run), run)
-if read.ok and not all(hasattr(read.value, f) for f in ("encode", "decode")):
+if read.ok and not (read.value.has_encoder and hasattr(read.value, "decode")):
     why = f"{read.file} (model): a {type(read.value).__name__} has no encoder or decoder to explore"
     read = artifacts.Read(why=why, file=read.file)
 if not read.ok:

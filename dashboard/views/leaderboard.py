@@ -60,6 +60,18 @@ if not ranked.empty:
     ui.chart(chart.properties(height=alt.Step(28)), width="stretch")
     st.caption("Dots: test nats, with a line of ± its standard error (or the seed sd); diamonds: IS-NLL; "
                "dashed: the true NLL of the same test images (bars only).")
+listed = pd.concat([ranked, free])
+if "run" in listed and not listed.empty:  # (not in the one-row-per-model view)
+    with st.expander("Every number a run recorded, with its kind and units"):
+        names = {f"#{int(r)} {m} s{int(s)}": int(r) for r, m, s in zip(listed["run"], listed["model"],
+                                                                         listed["seed"])}
+        pick = st.selectbox("Run", list(names), key="metrics_of_run")
+        rows = data.run_metric_rows(url, names[pick])
+        st.dataframe(rows, hide_index=True,
+                     column_config={"value": st.column_config.NumberColumn(format="%.6g")})
+        st.caption("kind: what a number is (a likelihood kind; `classifier` for the sample metrics); units: "
+                   "nats are per example, bits/dim per sub-pixel, fractions in [0, 1].")
+
 if not free.empty:
     st.subheader("No likelihood: not ranked by nats")
     st.caption("These models (e.g. a GAN) only sample; judge them by the sample metrics, where recorded.")

@@ -1,8 +1,11 @@
 """Samples: the saved sample grids of the chosen runs next to real test images; a seed redraws
-fresh samples from the saved models (the only place here that loads TensorFlow, on demand)."""
+fresh samples from the saved models (the only place here that loads TensorFlow, on demand). Below them,
+for each class-conditional run, its class-per-row grid with the row labels and the numbers that judge it
+(dashboard/conditional.py)."""
 import streamlit as st
 
 from dashboard import artifacts, data, ui
+from dashboard import conditional as cond
 
 url, r = ui.start("Samples", "Each run's saved sample grid beside real test images of the same data.")
 fin = ui.finished(r)
@@ -32,3 +35,14 @@ for col, (_, run) in zip(cols[1:], picked.iterrows()):
                      output_format="PNG")
         else:
             ui.placeholder(caption, f"no samples to redraw from: {got.why}")
+
+conditional = picked[picked["run_id"].isin(arts.loc[arts["name"] == cond.GRID, "run_id"])]
+if not conditional.empty:
+    st.subheader("Class-conditional runs: one class per row")
+    st.caption("Row y of each grid holds samples drawn given the label y, from p(x | y) (lecture 16, "
+               "conditional generation). Label agreement: the share of the run's metric samples, asked for "
+               "with labels balanced over the classes, that a classifier puts in the class asked for "
+               "(digits: the cached classifier behind fcd; bars: the true model's Bayes classifier); "
+               "beside it that classifier's accuracy on real data. Numbers on the test split.")
+    for _, run in conditional.iterrows():
+        cond.show(url, arts, run)

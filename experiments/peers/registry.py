@@ -29,6 +29,9 @@ class Peer:
 
 
 PEERS: dict[str, Peer] = {}
+# families without a peer, and why (the speed comparison covers the others)
+NO_PEER = {"m2": "keras-io has no semi-supervised VAE example to compare with",
+           "mixture": "not a network: EM has no gradient step for a Keras baseline to race"}
 
 
 def peer(name: str, family: str, loss: str, example: str, hparams: dict | None = None,

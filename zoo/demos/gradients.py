@@ -51,7 +51,7 @@ class GradientStats:
 
 def _check(model, x, samples, form):
     for need in ("encoder", "encode", "log_px_given_z", "prior"):
-        if not hasattr(model, need):
+        if not model.offers(need):
             raise ValueError(f"encoder gradients need a VAE or IWAE (an encoder q(z|x) and a decoder); "
                              f"{type(model).__name__} has no {need}")
     if form not in FORMS:

@@ -64,7 +64,7 @@ def _fit(model, x, params, adam, steps, samples, seed):
 
 
 def _check(model, x):
-    if not (getattr(model, "has_decoder", False) and hasattr(model, "encode")):
+    if not (model.offers("log_px_given_z") and model.offers("encode")):
         raise ValueError(f"the inference gaps need a VAE or IWAE (an encoder q(z|x) and a decoder p(x|z)); "
                          f"{type(model).__name__} has none")
     return model.check_input(x)
@@ -126,7 +126,7 @@ def runner_outputs(model, dataset, x, seed=0):
     on the first RUNNER["examples"] report images, and metric rows (their means, nats):
     approximation_gap, amortisation_gap, optimised_elbo_nll and encoder_elbo_nll (kind elbo),
     optimised_is_nll (kind iwae: IS with q*, k = RUNNER["k"]), inference_seconds (wall time)."""
-    if not (getattr(model, "has_decoder", False) and hasattr(model, "encode")):
+    if not (model.offers("log_px_given_z") and model.offers("encode")):
         return [], {}
     t0 = time.perf_counter()
     cfg = RUNNER

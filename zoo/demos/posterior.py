@@ -62,7 +62,7 @@ def latent_grid(model, x=None, points: int | None = None) -> Grid:
     if points < 8:
         raise ValueError(f"a quadrature grid needs at least 8 points per axis, got {points}")
     lo, hi = np.full(d, -PRIOR_SPAN), np.full(d, PRIOR_SPAN)
-    if x is not None and hasattr(model, "encode"):
+    if x is not None and model.offers("encode"):
         mu, sigma = (np.asarray(t, np.float64) for t in model.encode(x))  # [B, d] each
         lo = np.minimum(lo, (mu - Q_SPAN * sigma).min(0))
         hi = np.maximum(hi, (mu + Q_SPAN * sigma).max(0))
@@ -173,7 +173,7 @@ def posterior(model, x, points: int | None = None, refine: bool = True) -> Poste
     KL when every other grid point is dropped. Raises ValueError for a model without a decoder or
     with a latent of more than 2 dimensions (`latent_dim`)."""
     mu = sigma = log_q = None
-    if hasattr(model, "encode"):
+    if model.offers("encode"):
         mu, sigma = (np.asarray(t, np.float64) for t in model.encode(x))  # [B, d]
     grid = latent_grid(model, x, points)
     log_lik, log_prior = _joint(model, grid, x)

@@ -1,2 +1,2 @@
 """Model families; importing this package registers each of them."""
-from zoo.models import diffusion, flow, gan, pixelcnn, vae  # noqa: F401
+from zoo.models import diffusion, flow, gan, m2, mixture, pixelcnn, vae  # noqa: F401

@@ -207,6 +207,7 @@ class RealNVP(GenerativeModel):
 
     likelihood = "elbo"
     has_importance_sampling = True
+    has_encoder = True  # the VAE view: encode(x) = z = f(x), decode(z) = f^-1(z)
     term_names = ("prior", "logdet", "logit", "dequantization")
     Config = FlowConfig
 
@@ -318,9 +319,8 @@ class RealNVP(GenerativeModel):
         return a, log_det
 
     # --- VAE view ------------------------------------------------------------------------------
-    def encode(self, x):
+    def _encode(self, x):
         """z = f(logit((x + 1/2) / L)) `[B, D]` (midpoint dequantisation, flat as in `flow_forward`)."""
-        x = self.check_input(x)
         return self.flow_forward(self.to_logit(tf.cast(x, tf.float32) + 0.5)[0])[0]
 
     def decode(self, z):

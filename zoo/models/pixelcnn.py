@@ -203,8 +203,7 @@ class PixelCNN(GenerativeModel):
     def _pixel_log_probs(self, x, labels):
         """log p(x_t | x_<t, y) for every sub-pixel t, [B, H, W, C]."""
         dist = pixel_distribution(self.pixel_kind, self.params(self.preprocess(x), labels), self.levels)
-        return dist.distribution.log_prob(tf.cast(x, tf.float32 if self.pixel_kind == "discretized_logistic"
-                                                  else tf.int32))
+        return dist.distribution.log_prob(tf.cast(x, dist.dtype))  # float levels for a discretised law
 
     def _every_label(self, fn, x):
         """fn(x, y) for each label y: [K, B, ...] (x tiled K times in one batch)."""

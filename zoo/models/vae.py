@@ -5,6 +5,14 @@
            = -(distortion + rate)
     L_k    = E[log (1/k) sum_i w_i],  w_i = p(x, z_i) / q(z_i|x)     (Burda eq. 8), L_1 = ELBO
 
+With `samples` = L draws z_1..z_L ~ q(z|x) per example the ELBO's estimate is their average,
+
+    ELBO_L = (1/L) sum_l log p(x|z_l) - rate                      (Burda et al. sec. 5, "VAE with k samples")
+
+still the ELBO (unbiased, 1/L of the variance of the estimate and of its gradient), not a tighter bound;
+it costs what the IWAE with k = L costs (one decoder pass over the L x B codes). Training and every
+evaluation (`log_prob`, `nll_terms`) use the same L draws.
+
 Training may weight the rate: loss = distortion + beta * rate (`kl_weight` beta; Higgins et al. 2017's
 beta-VAE). beta = 0 is a plain autoencoder with a noisy code (UBC lecture 16, "what can happen without
 regularisation"; Günnemann: "standard AE are not generative models"), beta = 1 the ELBO. Whatever beta,
@@ -25,6 +33,7 @@ import tensorflow_probability as tfp
 from zoo import nets
 from zoo.contract import GenerativeModel, ModelConfig
 from zoo.distributions import (
+    MIN_SCALE,
     PixelLaw,
     gaussian,
     num_params,
@@ -32,8 +41,9 @@ from zoo.distributions import (
     pixel_mean,
     pixel_sample,
     resolve_kind,
+    scale_param,
 )
-from zoo.registry import register
+from zoo.registry import added_field, register
 
 tfd = tfp.distributions
 
@@ -47,8 +57,11 @@ class VAEConfig(ModelConfig):
     channels: list = dataclasses.field(default_factory=lambda: [32, 64])  # conv: one stride-2 stage each
     activation: str = "gelu"
     decoder: PixelLaw = "auto"  # the pixel law p(x|z): auto = bernoulli (2 levels) else categorical
-    kl: Literal["analytic", "mc"] = "analytic"  # rate: the analytic KL or the single-sample log q - log p
+    kl: Literal["analytic", "mc"] = "analytic"  # rate: the analytic KL or the sampled log q - log p
     kl_weight: float = 1.0  # beta of the training loss distortion + beta * rate (0: an autoencoder; 1: ELBO)
+    samples: int = added_field(1)  # L draws z ~ q(z|x) per example averaged in the ELBO (Burda sec. 5)
+    # discretized_gaussian's scale: "learned" (a decoder output per sub-pixel) or fixed, in levels
+    decoder_sigma: float | str = added_field("learned")
 
 
 @register("vae")
@@ -59,6 +72,7 @@ class VAE(GenerativeModel):
     likelihood = "elbo"
     has_importance_sampling = True
     has_decoder = True
+    has_encoder = True
     population_is = True  # IS over all 2^16 bars images is cheap (a small decoder): see evaluation
     term_names = ("distortion", "rate")
     Config = VAEConfig
@@ -72,13 +86,26 @@ class VAE(GenerativeModel):
                              f"got {beta!r}")
         if hp.network == "conv":
             nets.check_conv_stages(data_shape, len(hp.channels))
+        if isinstance(hp.samples, bool) or not isinstance(hp.samples, int) or hp.samples < 1:
+            raise ValueError(f"samples (L draws of z per example in the ELBO) must be a whole number >= 1, "
+                             f"got {hp.samples!r}")
+        if hp.decoder_sigma != "learned":
+            if hp.decoder != "discretized_gaussian":
+                raise ValueError(f"decoder_sigma = {hp.decoder_sigma!r} is the scale of decoder "
+                                 f"'discretized_gaussian', not of {hp.decoder!r}: drop it or set that one")
+            try:
+                scale_param(hp.decoder_sigma)
+            except ValueError:
+                raise ValueError(f"decoder_sigma must be 'learned' or a fixed scale in levels > {MIN_SCALE}, "
+                                 f"got {hp.decoder_sigma!r}") from None
 
     def __init__(self, data_shape, levels, **hparams):
         super().__init__(data_shape, levels, **hparams)
         hp = self.hp
         hidden = [hp.width] * hp.depth
         self.pixel_kind = resolve_kind(hp.decoder, self.levels)
-        p = num_params(self.pixel_kind, self.levels)
+        fixed = self.pixel_kind == "discretized_gaussian" and hp.decoder_sigma != "learned"
+        p = num_params(self.pixel_kind, self.levels) - fixed  # a fixed scale is no output of the network
         d = hp.latent_dim
         if hp.network == "mlp":
             self.encoder = nets.mlp(self.data_shape, (2 * d,), hidden, hp.activation, "encoder")
@@ -88,6 +115,8 @@ class VAE(GenerativeModel):
                                              "encoder")
             self.decoder = nets.conv_decoder(d, self.data_shape, p, hp.channels, hidden, hp.activation,
                                              "decoder")
+        if fixed:  # the decoder still gives [.., H, W, C, 2] pixel parameters: the scale's is a constant
+            self.decoder = _with_constant_scale(self.decoder, scale_param(hp.decoder_sigma))
         self.prior = gaussian(tf.zeros([d]), tf.ones([d]))
         self._ais_fns = {}  # (steps, chains, options) -> compiled AIS (log_prob_ais)
         self.built = True
@@ -102,9 +131,9 @@ class VAE(GenerativeModel):
         """uint8 levels -> float in [-1, 1]."""
         return tf.cast(x, tf.float32) * (2.0 / (self.levels - 1)) - 1.0
 
-    def encode(self, x):
+    def _encode(self, x):
         """Posterior parameters (mu, sigma) of q(z|x), each `[B, latent_dim]`."""
-        return self._posterior(self.check_input(x))
+        return self._posterior(x)
 
     def _posterior(self, x):
         mu, s = tf.split(self.encoder(self.preprocess(x)), 2, axis=-1)  # [B, d] each
@@ -149,9 +178,12 @@ class VAE(GenerativeModel):
                   keras.random.randint([2], 0, 2 ** 30, seed=self._seed(seed), dtype="int32"))
 
     def _nll_terms(self, x, seed, training, labels=None):
-        log_px_z, log_pz, log_qz, q = self._components(x, 1, seed)
-        rate = tfd.kl_divergence(q, self.prior) if self.hp.kl == "analytic" else (log_qz - log_pz)[0]
-        return {"distortion": -log_px_z[0], "rate": rate}
+        """-ELBO's terms `[B]` from L = `samples` draws: distortion -(1/L) sum_l log p(x|z_l); rate the
+        analytic KL, or with `kl` "mc" (1/L) sum_l [log q(z_l|x) - log p(z_l)]."""
+        log_px_z, log_pz, log_qz, q = self._components(x, self.hp.samples, seed)  # [L, B] each
+        mc_rate = tf.reduce_mean(log_qz - log_pz, 0)
+        rate = tfd.kl_divergence(q, self.prior) if self.hp.kl == "analytic" else mc_rate
+        return {"distortion": -tf.reduce_mean(log_px_z, 0), "rate": rate}
 
     def _training_loss(self, x, labels):
         """(mean of distortion + beta * rate, the true terms for the trackers): beta = `kl_weight`."""
@@ -163,6 +195,14 @@ class VAE(GenerativeModel):
         z = keras.random.normal([n, self.hp.latent_dim], seed=seed)
         tfp_seed = keras.random.randint([2], 0, 2 ** 30, seed=seed, dtype="int32")
         return pixel_sample(self.pixel_kind, self.decoder(z), self.levels, tfp_seed)
+
+
+def _with_constant_scale(net, raw_scale: float):
+    """`net`'s [.., H, W, C, 1] locations with the constant raw scale appended: [.., H, W, C, 2]."""
+    z = keras.Input(net.input_shape[1:])
+    loc = net(z)
+    params = keras.ops.concatenate([loc, keras.ops.full_like(loc, raw_scale)], -1)
+    return keras.Model(z, params, name=net.name)
 
 
 @dataclasses.dataclass
@@ -182,6 +222,11 @@ class IWAE(VAE):
     @classmethod
     def _check_hparams(cls, hp, data_shape) -> None:
         super()._check_hparams(hp, data_shape)
+        if hp.samples != 1:  # its k draws are already the L_k bound's
+            raise ValueError(f"iwae draws k samples per example (k = {hp.k!r}), not `samples`: set k and "
+                             f"drop samples = {hp.samples!r} (model 'vae' takes samples: the L-sample ELBO)")
+        if isinstance(hp.k, bool) or not isinstance(hp.k, int) or hp.k < 1:
+            raise ValueError(f"k (importance samples of L_k) must be a whole number >= 1, got {hp.k!r}")
         if hp.kl_weight != 1:  # L_k = E log mean_i w_i has no separate rate term to weight
             raise ValueError(f"iwae trains on L_k, which has no separate rate term to weight: kl_weight must "
                              f"be 1, got {hp.kl_weight!r}; use model 'vae' for a KL-weighted ELBO")
