@@ -49,7 +49,7 @@ def main(argv=None) -> int:
         cfg = load(args.config, families=False)  # first what needs no TensorFlow
         _check_labels(cfg, args.models)
         dataset = cfg.load_dataset()  # loaded once: the runner reuses it
-        check_families(cfg, where=args.config, shape=dataset.shape)  # hyper-parameters (imports TF)
+        check_families(cfg, where=args.config, shape=dataset.shape, dataset=dataset)  # (imports TF)
         _apply_options(cfg, args)
     except (ConfigError, DataError) as err:
         return error(err)
@@ -138,16 +138,22 @@ def _check_labels(cfg, models: str | None) -> None:
 
     labels = [m.label for m in cfg.models]
     for label in models.split(",") if models else ():
-        if label.strip() not in labels:
+        if not any(_names(m, label.strip()) for m in cfg.models):
             unknown = unknown_key_error("label", label.strip(), labels, plural="labels in this config")
             raise ConfigError(f"--models {models}: {unknown}")
+
+
+def _names(spec, label: str) -> bool:
+    """Whether --models `label` names entry `spec`: its label, or the base label of its sweep (`vae`
+    names vae-latent_dim2, vae-latent_dim5, ...)."""
+    return spec.label == label or bool(spec.sweep) and spec.label.startswith(label + "-")
 
 
 def _apply_options(cfg, args) -> None:
     """--models (checked by `_check_labels`), --epochs and --strategy on the config."""
     if args.models:
         wanted = [label.strip() for label in args.models.split(",")]
-        cfg.models = [m for m in cfg.models if m.label in wanted]
+        cfg.models = [m for m in cfg.models if any(_names(m, w) for w in wanted)]
     if args.epochs is not None:
         cfg.train = dataclasses.replace(cfg.train, epochs=args.epochs)
         for m in cfg.models:

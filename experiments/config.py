@@ -271,13 +271,14 @@ def parse(raw: dict, where: str = "config", families: bool = True) -> Experiment
     return cfg
 
 
-def check_families(cfg: ExperimentConfig, where: str = "config", shape=None) -> None:
+def check_families(cfg: ExperimentConfig, where: str = "config", shape=None, dataset=None) -> None:
     """Each entry's hyper-parameters and sample options, checked by its family (imports the model
     families, so TensorFlow), and given the dataset's image `shape` (H, W, C) their values
-    (`check_hparams`: e.g. an even PixelCNN kernel, flow scales the image cannot halve into);
+    (`check_hparams`: e.g. an even PixelCNN kernel, flow scales the image cannot halve into), given
+    the loaded `dataset` what they need of it (`check_data`: e.g. M2's labels and num_classes);
     ConfigError names the key."""
     for spec in cfg.models:
-        _check_family(spec, spec.index, where, shape)
+        _check_family(spec, spec.index, where, shape, dataset)
 
 
 def _dataset(value, where) -> dict:
@@ -414,7 +415,7 @@ def _in_sweep(err: ConfigError, spec: ModelSpec, section: str, where: str, at: s
                        ("models", spec.index, *spec.swept_at[swept], *err.path[4:]))
 
 
-def _check_family(spec: ModelSpec, index: int, where, shape=None) -> None:
+def _check_family(spec: ModelSpec, index: int, where, shape=None, dataset=None) -> None:
     """The family's hyper-parameters and sample options of one entry (imports the model families)."""
     from zoo.registry import get_model_class
 
@@ -434,11 +435,13 @@ def _check_family(spec: ModelSpec, index: int, where, shape=None) -> None:
         hp = _build(cls.Config, spec.hparams, at, path + ("hparams",))
     except ConfigError as err:
         raise _in_sweep(err, spec, "hparams", where, at) from None
-    if shape is not None:
-        try:
+    try:
+        if shape is not None:
             cls.check_hparams(hp, shape)
-        except ValueError as err:
-            raise ConfigError(f"{at}: {err}", path + ("hparams",)) from None
+        if dataset is not None:
+            cls.check_data(hp, dataset)
+    except ValueError as err:
+        raise ConfigError(f"{at}: {err}", path + ("hparams",)) from None
     try:
         cls.check_options("sample", spec.sample)
     except ValueError as err:

@@ -52,6 +52,11 @@ CASES = {
                        ["'lable'", "did you mean 'label'"]),
     "per-model train": (_with(models=[{"model": "vae", "train": {"epochs": -1}}]), ["run", "{cfg}"],
                         ["models[vae].train", "epochs = -1"]),
+    "m2 classes vs the data": (_with(models=[{"model": "m2", "hparams": {"num_classes": 10}}]),
+                               ["run", "{cfg}"], ["num_classes = 10", "bars has 4 classes"]),
+    "m2 labels vs the split": (_with(models=[{"model": "m2", "hparams": {"labelled": 500,
+                                                                       "num_classes": 4}}]),
+                               ["run", "{cfg}"], ["labelled = 500", "100 training"]),
     "hparam 1e-3 is a string": ("name: x\ndataset: bars\n"  # (imports TensorFlow: the family's check)
                                 "models: [{model: vae, hparams: {learning_rate: 1e-3}}]\n",
                                 ["run", "{cfg}"], ["learning_rate = '1e-3'", "1.0e-3"]),

@@ -222,3 +222,22 @@ def test_a_tiny_sweep_runs_and_each_run_records_its_swept_value(tmp_path, monkey
     assert all(f"/vae-latent_dim{d}/" in p for d, p in zip((1, 2), runs["out_dir"]))
     nll = store.metrics(ids, split="test", names=["nll"]).set_index("run_id")["value"]
     assert nll.notna().all() and (nll > 0).all()
+
+
+def test_models_option_names_a_sweep_by_its_base_label():
+    """`run --models vae` selects every run of the vae sweep; an expanded label selects one run."""
+    import argparse
+
+    from experiments.__main__ import _apply_options, _check_labels
+
+    raw = {"name": "s", "dataset": "bars", "models": [
+        {"model": "vae", "hparams": {"width": 8, "depth": 1}, "sweep": {"latent_dim": [1, 2]}},
+        {"model": "iwae", "label": "vae_like", "hparams": {"width": 8, "depth": 1}}]}
+    for wanted, labels in [("vae", ["vae-latent_dim1", "vae-latent_dim2"]),
+                           ("vae-latent_dim2", ["vae-latent_dim2"]), ("vae_like", ["vae_like"])]:
+        cfg = parse(raw, families=False)
+        _check_labels(cfg, wanted)
+        _apply_options(cfg, argparse.Namespace(models=wanted, epochs=None, strategy=None))
+        assert [m.label for m in cfg.models] == labels
+    with pytest.raises(ConfigError, match="unknown label 'va'"):
+        _check_labels(parse(raw, families=False), "va")

@@ -110,6 +110,17 @@ class GenerativeModel(keras.Model):
     def _check_hparams(cls, hp, data_shape) -> None:
         """Hook: raise ValueError naming the hyper-parameter and the fix (default: nothing to check)."""
 
+    @classmethod
+    def check_data(cls, hp, dataset) -> None:
+        """ValueError for hyper-parameters this family cannot train with on `dataset` (a
+        `zoo.data.Dataset`: its labels, classes, split sizes), from the `_check_data` hook; e.g. M2's
+        `num_classes` and `labelled`. Needs no instance: the CLI checks a config before training."""
+        cls._check_data(hp, dataset)
+
+    @classmethod
+    def _check_data(cls, hp, dataset) -> None:
+        """Hook: raise ValueError naming the hyper-parameter and the fix (default: nothing to check)."""
+
     # the contract's optional methods and the capability that says a family has them
     CAPABILITY_OF = {"encode": "has_encoder", "log_px_given_z": "has_decoder", "classify": "can_classify",
                      "inpaint": "can_inpaint", "log_prob_is": "has_importance_sampling"}

@@ -87,6 +87,13 @@ class M2(GenerativeModel):
             raise ValueError(f"m2: alpha (the classification weight of eq. 9) must be a finite number >= 0, "
                              f"got {a!r}")
 
+    @classmethod
+    def _check_data(cls, hp, dataset) -> None:
+        """The dataset has training labels, `num_classes` of them, and >= `labelled` training images."""
+        from zoo.training import check_semi_supervised
+
+        check_semi_supervised(hp, dataset)
+
     def __init__(self, data_shape, levels, **hparams):
         super().__init__(data_shape, levels, **hparams)
         hp = self.hp
