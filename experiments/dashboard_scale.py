@@ -43,9 +43,7 @@ from zoo import results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "dashboard" / "app.py"
-PAGES = ["leaderboard", "samples", "curves", "anatomy", "overview", "teach_bars", "teach_posterior",
-         "teach_vae", "teach_inference", "teach_autoencoder", "teach_pixelcnn", "teach_flow",
-         "teach_diffusion", "teach_gan", "explore"]
+PAGES = sorted(p.stem for p in (ROOT / "dashboard" / "views").glob("*.py"))  # every page of the app
 DEFAULT_DB = Path("/tmp/zoo-dashboard-scale/store.sqlite")
 
 # experiment -> (dataset, its config entry, share of the runs)

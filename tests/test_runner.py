@@ -194,8 +194,8 @@ def test_a_resumed_run_continues_as_the_uninterrupted_run(tmp_path, model, train
     np.testing.assert_allclose(resumed.to_numpy(), straight.to_numpy(), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("stop_after", ["artifact model", "metric nll"],
-                         ids=["while-evaluating", "while-drawing-samples"])
+@pytest.mark.parametrize("stop_after", ["artifact model", pytest.param("metric nll", marks=pytest.mark.slow)],
+                         ids=["while-evaluating", "while-drawing-samples"])  # (the second: 74 s, slow)
 def test_killed_after_training_finishes_without_training_again(tmp_path, stop_after):
     """SIGKILL once training has ended -- after the model is saved (evaluation under way), or after
     the test metrics (samples being drawn) -- then the same command again: it evaluates the trained

@@ -60,6 +60,17 @@ if not ranked.empty:
     ui.chart(chart.properties(height=alt.Step(28)), width="stretch")
     st.caption("Dots: test nats, with a line of ± its standard error (or the seed sd); diamonds: IS-NLL; "
                "dashed: the true NLL of the same test images (bars only).")
+if not free.empty:
+    st.subheader("No likelihood: not ranked by nats")
+    st.caption("These models (e.g. a GAN) only sample; judge them by the sample metrics, where recorded.")
+    nats = [c for c in ("nats", "± se", "± sd", "bits/dim", "gap to optimum", "population gap") if c in free]
+    free = free.astype({c: object for c in nats}).assign(**{c: "n/a" for c in nats}).dropna(axis=1, how="all")
+    st.dataframe(free, hide_index=True, column_config=ui.sample_metric_columns(free))
+
+if not apart.empty:
+    st.subheader("Not ranked: failed, diverged or still running")
+    st.dataframe(apart, hide_index=True)
+
 listed = pd.concat([ranked, free])
 if "run" in listed and not listed.empty:  # (not in the one-row-per-model view)
     with st.expander("Every number a run recorded, with its kind and units"):
@@ -71,14 +82,3 @@ if "run" in listed and not listed.empty:  # (not in the one-row-per-model view)
                      column_config={"value": st.column_config.NumberColumn(format="%.6g")})
         st.caption("kind: what a number is (a likelihood kind; `classifier` for the sample metrics); units: "
                    "nats are per example, bits/dim per sub-pixel, fractions in [0, 1].")
-
-if not free.empty:
-    st.subheader("No likelihood: not ranked by nats")
-    st.caption("These models (e.g. a GAN) only sample; judge them by the sample metrics, where recorded.")
-    nats = [c for c in ("nats", "± se", "± sd", "bits/dim", "gap to optimum", "population gap") if c in free]
-    free = free.astype({c: object for c in nats}).assign(**{c: "n/a" for c in nats}).dropna(axis=1, how="all")
-    st.dataframe(free, hide_index=True, column_config=ui.sample_metric_columns(free))
-
-if not apart.empty:
-    st.subheader("Not ranked: failed, diverged or still running")
-    st.dataframe(apart, hide_index=True)
